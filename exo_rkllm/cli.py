@@ -10,6 +10,7 @@ import sys
 # which adds its parser and sets ``func`` (args -> exit code).
 COMMAND_MODULES = [
     "sim",
+    "nginx_config",
 ]
 
 
