@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = [
     "sim",
     "nginx_config",
+    "models",
 ]
 
 
