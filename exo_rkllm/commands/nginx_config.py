@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="longest silence from a node; reasoning replies think for minutes (default 900)")
     p.add_argument("--retry-timeout", type=float, default=0, metavar="SECONDS",
                    help="stop trying further nodes after this long (default 0: no limit)")
-    p.add_argument("--client-max-body-size", default="16m", metavar="SIZE", help="largest request body (default 16m)")
+    p.add_argument("--client-max-body-size", default="2m", metavar="SIZE",
+                   help="largest request body nginx accepts (default 2m, above the node's own 1 MiB limit so "
+                        "the node answers oversized requests with its OpenAI error)")
     p.add_argument("--keepalive", type=int, default=32, help="idle connections kept open to the nodes per worker")
     p.add_argument("--strip-authorization", action="store_true",
                    help="do not pass the client's Authorization header on to the nodes (default: pass it)")

@@ -155,7 +155,7 @@ class BalancerSettings:
     send_timeout_s: float = 60
     read_timeout_s: float = 900
     next_upstream_timeout_s: float = 0
-    client_max_body_size: str = "16m"
+    client_max_body_size: str = "2m"
     keepalive: int = 32
     pass_authorization: bool = True
     upstream_header: bool = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,7 +111,7 @@ def test_check_reports_nginx_rejection(tmp_path, nginx_bin):
 def test_balancer_answers_its_health_route_and_fails_fast_with_every_node_down(nginx_bin, tmp_path):
     """No node is running: nginx still answers /balancer/health itself, and an API call gets a prompt 502."""
     dead = [Node(f"dead{i}", ["sim-instant"], tmp_path, port=free_port()) for i in range(3)]
-    balancer = Balancer(dead, tmp_path / "nginx", nginx_bin)
+    balancer = Balancer(dead, tmp_path / "nginx", nginx_bin, extra_args=["--client-max-body-size", "1k"])
     balancer.start()
     try:
         status, body, _ = http_get(balancer.url + "/balancer/health")
@@ -118,10 +120,19 @@ def test_balancer_answers_its_health_route_and_fails_fast_with_every_node_down(n
         assert health["status"] == "ok"
         assert health["nodes"] == [node.address for node in dead]
         # refused connections are skipped at once; a hang would hit the client timeout and fail here
-        status, _, headers = http_get(balancer.url + "/v1/models", timeout=20)
+        status, body, headers = http_get(balancer.url + "/v1/models", timeout=20)
         assert status == 502
+        assert json.loads(body)["error"]["code"] == "no_node_available"
         # every node was tried once before giving up
         tried = headers["X-RKLLM-Upstream"]
         assert all(node.address in tried for node in dead), tried
+        # a body over the balancer's limit gets the OpenAI error body, not nginx's HTML page
+        big = json.dumps({"model": "sim-instant", "messages": [{"role": "user", "content": "x" * 4096}]}).encode()
+        req = urllib.request.Request(balancer.url + "/v1/chat/completions", data=big,
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=20)
+        assert err.value.code == 413
+        assert json.loads(err.value.read())["error"]["code"] == "request_too_large"
     finally:
         balancer.stop()
