@@ -116,6 +116,10 @@ def parse_card(data: dict[str, Any], origin: str, *, builtin: bool = False) -> M
         validate_model_id(data["id"])
     except ValueError as exc:
         raise CatalogError(f"{origin}: {exc}") from None
+    fname = str(data["file"])
+    if "/" in fname or "\\" in fname or fname in ("", ".", "..") or fname.startswith("."):
+        raise CatalogError(f"{origin}: file must be a plain file name (got {fname!r}); "
+                           f"imported entries point at their file with model_path")
     sampling = dict(data.get("sampling", {}))
     bad = sorted(set(sampling) - set(SAMPLING_KEYS))
     if bad:
