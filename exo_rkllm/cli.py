@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "sim",
     "nginx_config",
     "models",
+    "exo",
 ]
 
 

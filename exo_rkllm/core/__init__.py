@@ -4,7 +4,7 @@ model, delivers generated tokens per request, and reuses the KV cache across tur
 Both the HTTP server (`exo_rkllm.server`) and the exo adapter (`exo_rkllm.exo_adapter`) sit on it.
 """
 
-from exo_rkllm.core.core import RuntimeSpec, ServingCore, model_file, models_dir, worker_config
+from exo_rkllm.core.core import RuntimeSpec, ServingCore, model_file, worker_config
 from exo_rkllm.core.errors import (ContextOverflowError, CoreError, InvalidRequestError, QueueFullError,
                                    RequestTimeoutError, RuntimeUnavailableError, SamplingMismatchError,
                                    WorkerCrashedError)
@@ -14,6 +14,6 @@ from exo_rkllm.core.stream import FinishInfo, GenerationRequest, RequestStream, 
 __all__ = [
     "ContextOverflowError", "CoreError", "FinishInfo", "GenerationRequest", "InvalidRequestError", "ModelService",
     "QueueFullError", "RequestStream", "RequestTimeoutError", "RuntimeSpec", "RuntimeUnavailableError",
-    "SamplingMismatchError", "ServingCore", "TokenPiece", "WorkerCrashedError", "model_file", "models_dir",
+    "SamplingMismatchError", "ServingCore", "TokenPiece", "WorkerCrashedError", "model_file",
     "worker_config",
 ]

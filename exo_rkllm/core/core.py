@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -56,32 +55,19 @@ class RuntimeSpec:
         return cls(path, False)
 
 
-def models_dir() -> Path:
-    """Where downloaded model files live: $EXO_RKLLM_MODELS_DIR, else the XDG data directory."""
-    env = os.environ.get("EXO_RKLLM_MODELS_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "exo-rkllm" / "models"
-
-
 def model_file(card, spec: RuntimeSpec) -> Path:
     """The file a worker loads for this card, checked to match the runtime kind."""
-    if spec.is_simulated:
-        if not card.simulated:
-            raise RuntimeUnavailableError(
-                f"'{card.id}' is a real RKLLM model; the simulated runtime serves only the simulated models.",
-                "Pick a sim-* model (`exo-rkllm models list`), or drop --simulate on a board.")
-        from exo_rkllm.sim import sim_model_path
-
-        return sim_model_path(card.sim_model)
-    if card.simulated:
+    if spec.is_simulated and not card.simulated:
+        raise RuntimeUnavailableError(
+            f"'{card.id}' is a real RKLLM model; the simulated runtime serves only the simulated models.",
+            "Pick a sim-* model (`exo-rkllm models list`), or drop --simulate on a board.")
+    if card.simulated and not spec.is_simulated:
         raise RuntimeUnavailableError(
             f"'{card.id}' is a simulated model and needs the simulated runtime.",
             "Add --simulate, or pick a real model (`exo-rkllm models list`).")
-    path = Path(card.file)
-    if not path.is_absolute():
-        path = models_dir() / card.id / card.file
+    from exo_rkllm.ops.store import ModelStore
+
+    path = ModelStore().model_file(card)
     if not path.is_file():
         raise RuntimeUnavailableError(
             f"The model file for '{card.id}' is missing: {path}.",

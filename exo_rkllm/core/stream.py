@@ -102,11 +102,19 @@ class RequestStream:
     async def wait(self) -> None:
         """Until a piece is buffered or the request ended."""
         while not self._pieces and self.finish is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._sleep()
+
+    async def wait_finished(self) -> None:
+        """Until the request ended, leaving its pieces buffered (cached replay)."""
+        while self.finish is None:
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def take(self) -> list[TokenPiece]:
         """Every piece buffered now (possibly none). Raises the request's error once drained."""

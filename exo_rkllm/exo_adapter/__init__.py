@@ -1,0 +1,6 @@
+"""The exo adapter: the only package in exo-rkllm that imports exo.
+
+``engine.RKLLMInferenceEngine`` plugs the serving core into exo's inference-engine contract;
+``launcher`` runs legacy exo (v0.0.15-alpha) with the engine registered; ``registration`` holds the
+model cards in exo's format. Importing this package itself imports nothing from exo.
+"""

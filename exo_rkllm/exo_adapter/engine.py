@@ -1,0 +1,231 @@
+"""RKLLMInferenceEngine: exo's engine contract over the serving core. Thin on purpose.
+
+How exo drives it (exo/orchestration/node.py, v0.0.15-alpha): ``infer_prompt`` once per request (the
+prompt already chat-templated), then ``sample`` on what it returned, then ``infer_tensor`` with that token
+fed back, once per generated token, until the token equals ``tokenizer.eos_token_id`` or exo's cap.
+exo never says when a request ended, so this engine ends runs itself.
+
+The runtime generates on its own (RKLLM samples inside the runtime): ``infer_tensor`` hands out the
+next token the runtime produced, as a (1, 1) array; ``sample`` just unwraps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from exo_rkllm.exo_adapter.base import InferenceEngine, Shard
+
+log = logging.getLogger("exo_rkllm.exo")
+
+SIMULATE_ENV = "EXO_RKLLM_SIMULATE"  # set by `exo-rkllm exo --simulate`: exo builds engines as cls(shard_downloader)
+MAX_TOKENS_ENV = "EXO_RKLLM_MAX_GENERATE_TOKENS"  # exo's --max-generate-tokens, passed on by the launcher
+PREEMPT_IDLE_S = 2.0  # a request exo has not pulled from for this long yields the NPU to a new one
+
+
+class PartialShardError(RuntimeError):
+    """exo assigned this node only some layers; an RKLLM model is one compiled file and cannot be split."""
+
+
+@dataclass(eq=False)
+class _ExoRequest:
+    stream: object  # exo_rkllm.core.RequestStream
+    cached: bool
+    pending: list[int] = field(default_factory=list)
+    pulling: bool = False
+    last_pull: float = field(default_factory=time.monotonic)
+    ended: bool = False
+
+
+class RKLLMInferenceEngine(InferenceEngine):
+    """exo inference engine running whole models on the RK3588 NPU through RKLLM 1.2.3."""
+
+    def __init__(self, shard_downloader=None, *, simulate: bool | None = None, queue_depth: int = 8) -> None:
+        self.shard_downloader = shard_downloader
+        self.shard: Shard | None = None
+        self.tokenizer = None
+        self.session: dict = {}  # per instance; exo's base class shares one dict across all engines
+        self.simulate = os.environ.get(SIMULATE_ENV) == "1" if simulate is None else simulate
+        self.queue_depth = queue_depth
+        self._lock: asyncio.Lock | None = None
+        self._core = None
+        self._service = None
+        self._card = None
+        self._requests: dict[str, _ExoRequest] = {}
+        self._reaper: asyncio.Task | None = None
+        cap = os.environ.get(MAX_TOKENS_ENV)
+        self.max_generate_tokens = int(cap) if cap and cap.isdigit() else None
+
+    # -- model -------------------------------------------------------------------------------------
+    async def ensure_shard(self, shard: Shard) -> None:
+        """Load the shard's model once; concurrent callers (exo's background preload) wait for it."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.shard == shard and self._service is not None:
+                return
+            if not (shard.is_first_layer() and shard.is_last_layer()):
+                raise PartialShardError(
+                    f"exo assigned this RKLLM node layers {shard.start_layer}-{shard.end_layer} of "
+                    f"{shard.n_layers} for '{shard.model_id}'. RKLLM models are compiled whole and cannot be "
+                    "split by layer across boards. Run each board as its own exo node (or `exo-rkllm serve` "
+                    "behind the nginx balancer from `exo-rkllm nginx-config`) so whole requests spread "
+                    "across boards.")
+            from exo_rkllm.catalog import get_card
+
+            await self._load(get_card(shard.model_id))
+            self.shard = shard
+
+    async def _load(self, card) -> None:
+        from exo_rkllm.core import RuntimeSpec, ServingCore
+
+        if self._core is not None:
+            await self.close()
+        spec = RuntimeSpec.simulated() if self.simulate else RuntimeSpec.board()
+        core = ServingCore(spec, [card], queue_depth=self.queue_depth,
+                           on_load_progress=lambda m, what: log.info("%s: %s", m, what))
+        await core.start()
+        self._core, self._card = core, card
+        self._service = core.service(card.id)
+        self.tokenizer = self._service.tokenizer
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_idle_loop())
+
+    async def load_checkpoint(self, shard: Shard, path: str) -> None:
+        """Serve a specific .rkllm file for this shard's model (RKLLM has no other checkpoint format)."""
+        await self.ensure_shard(shard)
+        if not str(path).endswith(".rkllm") or not os.path.isfile(path):
+            raise ValueError(f"{path} is not an .rkllm model file; RKLLM can only load compiled .rkllm files "
+                             "(convert with rkllm-toolkit 1.2.3).")
+        import dataclasses
+
+        async with self._lock:
+            await self._load(dataclasses.replace(self._card, file=os.path.abspath(path)))
+
+    async def close(self) -> None:
+        """Abort every run, stop the worker, forget requests."""
+        for req in self._requests.values():
+            req.stream.cancel()
+        self._requests.clear()
+        if self._core is not None:
+            await self._core.close()
+        self._core = self._service = None
+
+    # -- tokens ------------------------------------------------------------------------------------
+    async def encode(self, shard: Shard, prompt: str) -> np.ndarray:
+        await self.ensure_shard(shard)
+        tok = self.tokenizer
+        ids = tok.encode(prompt, add_special_tokens=False)  # exo already applied the chat template
+        bos = getattr(tok, "bos_token_id", None)
+        if bos is not None and getattr(tok, "add_bos_token", False) and (not ids or ids[0] != bos):
+            ids = [bos] + ids
+        return np.asarray(ids, dtype=np.int64)
+
+    async def decode(self, shard: Shard, tokens: np.ndarray) -> str:
+        await self.ensure_shard(shard)
+        n = len(self.tokenizer)
+        ids = [int(t) for t in np.asarray(tokens).reshape(-1) if 0 <= int(t) < n]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    async def sample(self, x: np.ndarray, temp: float = 0.0, top_p: float = 1.0) -> np.ndarray:
+        """The runtime already sampled (with the model's loaded profile): unwrap the token it produced."""
+        return np.asarray(x, dtype=np.int64).reshape(-1)[-1:]
+
+    # -- generation --------------------------------------------------------------------------------
+    async def infer_tensor(self, request_id: str, shard: Shard, input_data: np.ndarray,
+                           inference_state: Optional[dict] = None) -> tuple[np.ndarray, Optional[dict]]:
+        await self.ensure_shard(shard)
+        req = self._requests.get(request_id)
+        if req is None:
+            req = await self._start(request_id, input_data)
+        # else: input_data is the token exo sampled from our last output, fed back; the runtime has it.
+        token = await self._next_token(request_id, req)
+        return np.array([[token]], dtype=np.int64), inference_state
+
+    async def _start(self, request_id: str, input_data: np.ndarray) -> _ExoRequest:
+        from exo_rkllm.core import GenerationRequest
+
+        self._preempt_abandoned()
+        ids = [int(t) for t in np.asarray(input_data).reshape(-1)]
+        card = self._card
+        stream = self._service.submit(GenerationRequest(request_id, ids, max_new_tokens=self.max_generate_tokens))
+        req = _ExoRequest(stream, cached=card.delivery == "cached" and not card.reasoning)
+        self._requests[request_id] = req
+        if req.cached:  # short replies: let the run finish into the buffer, then replay one per call
+            req.pulling = True
+            try:
+                await stream.wait_finished()
+            finally:
+                req.pulling = False
+        return req
+
+    async def _next_token(self, request_id: str, req: _ExoRequest) -> int:
+        eos = self.tokenizer.eos_token_id
+        if req.ended:
+            return eos
+        n_vocab = len(self.tokenizer)
+        req.pulling = True
+        try:
+            while not req.pending:
+                if req.stream.finish is not None and req.stream.done:
+                    break
+                await req.stream.wait()
+                try:
+                    pieces = req.stream.take()
+                except Exception as exc:  # the run failed mid-stream: say so in-band, then end
+                    self._end(request_id)
+                    return await self._report_error(req, exc)
+                # Ids outside the tokenizer's vocabulary never reach exo (it would render them as text).
+                req.pending.extend(p.token_id for p in pieces if 0 <= p.token_id < n_vocab and p.token_id != eos)
+        finally:
+            req.pulling = False
+            req.last_pull = time.monotonic()
+        if req.pending:
+            return req.pending.pop(0)
+        finish = req.stream.finish
+        self._end(request_id)
+        if finish is not None and finish.error is not None and finish.reason in ("error", "timeout"):
+            return await self._report_error(req, finish.error)
+        return eos
+
+    async def _report_error(self, req: _ExoRequest, exc: BaseException) -> int:
+        """exo's API has no error channel mid-stream: put the error in the reply's text, then end it."""
+        log.error("request failed: %s", exc)
+        if req.stream.first_token_at is None:  # nothing streamed yet: exo's API answers with an error
+            raise exc
+        req.pending = list(self.tokenizer.encode(f"\n\n[exo-rkllm error: {exc}]", add_special_tokens=False))
+        req.ended = False
+        return req.pending.pop(0) if req.pending else self.tokenizer.eos_token_id
+
+    def _end(self, request_id: str) -> None:
+        req = self._requests.pop(request_id, None)
+        if req is not None:
+            req.stream.cancel()
+
+    # -- lifecycle: exo never says a request ended ---------------------------------------------------
+    def _preempt_abandoned(self) -> None:
+        """A new request needs the NPU: end runs whose consumer (exo) stopped pulling tokens."""
+        now = time.monotonic()
+        for rid, req in list(self._requests.items()):
+            if not req.pulling and now - req.last_pull > PREEMPT_IDLE_S:
+                log.info("request %s: exo stopped asking for tokens; ending its run for a new request", rid)
+                self._end(rid)
+
+    async def _reap_idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            card = self._card
+            if card is None:
+                continue
+            now = time.monotonic()
+            for rid, req in list(self._requests.items()):
+                if not req.pulling and now - req.last_pull > card.idle_timeout_s:
+                    log.info("request %s: idle for %.0f s; ending its run", rid, card.idle_timeout_s)
+                    self._end(rid)
+
