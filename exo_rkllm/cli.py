@@ -13,6 +13,8 @@ COMMAND_MODULES = [
     "nginx_config",
     "models",
     "exo",
+    "serve",
+    "run",
 ]
 
 
