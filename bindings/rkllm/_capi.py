@@ -418,18 +418,6 @@ PROTOTYPES: dict[str, tuple[object, list[object]]] = {
 
 FUNCTION_NAMES: tuple[str, ...] = tuple(PROTOTYPES)
 
-# Functions that 1.2.x added (absent from 1.1.x runtimes): a library missing these is older.
-NEW_IN_1_2 = (
-    "rkllm_load_prompt_cache",
-    "rkllm_release_prompt_cache",
-    "rkllm_clear_kv_cache",
-    "rkllm_get_kv_cache_size",
-    "rkllm_set_chat_template",
-    "rkllm_set_function_tools",
-    "rkllm_set_cross_attn_params",
-)
-
-
 def missing_symbols(lib: ctypes.CDLL) -> list[str]:
     """Names of the 15 functions that ``lib`` does not export (checked before any call)."""
     missing = []

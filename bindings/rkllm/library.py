@@ -140,6 +140,43 @@ def check_elf(path: Path) -> None:
             f"{platform.machine()} build of {LIBRARY_NAME} (rknn-llm ships aarch64 for RK3588); "
             f"{_SIM_HINT}"
         )
+    _check_elf_extent(path, head, endian, ei_class)
+
+
+def _check_elf_extent(path: Path, head: bytes, endian: str, ei_class: int) -> None:
+    """Refuse a truncated ELF (a cut download): dlopen would map past the end and die of SIGBUS."""
+    try:
+        size = path.stat().st_size
+        if ei_class == 2:
+            phoff, shoff = struct.unpack_from(endian + "QQ", head, 32)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(endian + "HHHH", head, 54)
+            ph_fmt, ph_off_field = endian + "IIQQQQQQ", (2, 5)  # p_offset, p_filesz
+        else:
+            phoff, shoff = struct.unpack_from(endian + "II", head, 28)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(endian + "HHHH", head, 42)
+            ph_fmt, ph_off_field = endian + "IIIIIIII", (1, 4)
+        problem = None
+        if phnum == 0 or phoff + phnum * phentsize > size:
+            problem = "its program headers lie past the end of the file"
+        elif shoff + shnum * shentsize > size:
+            problem = "its section headers lie past the end of the file"
+        else:
+            with open(path, "rb") as f:
+                f.seek(phoff)
+                table = f.read(phnum * phentsize)
+            for i in range(phnum):
+                entry = struct.unpack_from(ph_fmt, table, i * phentsize)
+                p_type = entry[0]
+                off, filesz = entry[ph_off_field[0]], entry[ph_off_field[1]]
+                if p_type == 1 and off + filesz > size:  # PT_LOAD
+                    problem = f"a loadable segment ends at byte {off + filesz}"
+                    break
+    except (OSError, struct.error) as e:
+        raise LibraryLoadError(f"{path} is a damaged ELF file ({e}); reinstall {LIBRARY_NAME}") from e
+    if problem:
+        raise LibraryLoadError(
+            f"{path} is truncated or damaged: {problem}, but the file has {size} bytes "
+            f"(an interrupted copy or download?). Fix: reinstall {LIBRARY_NAME} 1.2.3")
 
 
 def _describe_non_elf(head: bytes) -> str:
@@ -188,13 +225,11 @@ def runtime_version_of(path: str | os.PathLike[str]) -> str | None:
 
 
 def _probable_version(missing: list[str]) -> str:
-    if set(_capi.NEW_IN_1_2) <= set(missing):
-        return "probably RKLLM runtime 1.1.x or older (these functions arrived in 1.2)"
-    if "rkllm_set_function_tools" in missing or "rkllm_set_cross_attn_params" in missing:
-        return "probably RKLLM runtime 1.2.0/1.2.1 (function tools and cross-attention arrived in 1.2.2)"
     if len(missing) == len(_capi.FUNCTION_NAMES):
         return "not an RKLLM runtime at all"
-    return "an unknown or damaged build"
+    if "rkllm_run" in missing or "rkllm_init" in missing:
+        return "a damaged or unrelated build"
+    return "probably an older RKLLM runtime (before 1.2.2) whose API lacks them"
 
 
 _cache: dict[tuple[str, int, int], ctypes.CDLL] = {}

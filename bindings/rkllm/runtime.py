@@ -239,13 +239,16 @@ class RKLLMRuntime:
                     if run.stop:
                         return 1
                     r = result_p[0]
+                    if run.want_arrays:
+                        copy_arrays(run, r)
+                    token_id = r.token_id
+                    if token_id < 0:  # no token: a logits/hidden-layer result or a finished batch row
+                        return 0
                     raw = r.text
                     text = run.decode(raw) if raw else ""
                     run.n_tokens += 1
-                    if run.want_arrays:
-                        copy_arrays(run, r)
                     cb = run.on_token
-                    if cb is not None and cb(r.token_id, text):
+                    if cb is not None and cb(token_id, text):
                         run.paused = True
                         run.stop = True
                         return 1
