@@ -31,10 +31,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes, dict[str, str]]:
+def http_get(url: str, timeout: float = 5.0, api_key: str | None = None) -> tuple[int, bytes, dict[str, str]]:
     """GET with the standard library: (status, body, headers); HTTP errors are returned, not raised."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
             return resp.status, resp.read(), dict(resp.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)
@@ -63,6 +64,7 @@ class Node:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     queue_depth: int = 64
+    api_key: str | None = None
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -84,6 +86,8 @@ class Node:
                "--port", str(self.port), "--cluster-header", "--queue-depth", str(self.queue_depth)]
         for model in self.models:
             cmd += ["--model", model]
+        if self.api_key:
+            cmd += ["--api-key", self.api_key]
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -102,7 +106,7 @@ class Node:
             try:
                 status, _, _ = http_get(self.url + "/healthcheck", timeout=2)
                 if status == 200:
-                    status, body, _ = http_get(self.url + "/v1/models", timeout=5)
+                    status, body, _ = http_get(self.url + "/v1/models", timeout=5, api_key=self.api_key)
                     ids = {m["id"] for m in json.loads(body).get("data", [])} if status == 200 else set()
                     if set(self.models) <= ids:
                         return
@@ -133,7 +137,7 @@ class Node:
             pass
 
     def metrics(self) -> str:
-        status, body, _ = http_get(self.url + "/metrics")
+        status, body, _ = http_get(self.url + "/metrics", api_key=self.api_key)
         assert status == 200, f"{self.name} /metrics answered {status}"
         return body.decode()
 

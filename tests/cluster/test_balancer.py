@@ -1,7 +1,8 @@
 """Real nginx in front of four simulated nodes: spread, model-aware routing, /v1/models union, auto model.
 
 Nodes n0-n2 hold the common quick model (sim-instant); n3 holds only a reasoning model
-(sim-reasoning-instant). Requests for a model a node lacks get 404 there and nginx moves on.
+(sim-reasoning-instant). Requests for a model a node lacks get 404 there and nginx moves on. The nodes
+require an API key, so every test also proves nginx passes the client's Authorization header through.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from .harness import Balancer, Node, node_for, start_nodes
+from .harness import Balancer, Node, http_get, node_for, start_nodes
 
 COMMON = "sim-instant"
 OTHER = "sim-reasoning-instant"
+KEY = "rack-test-key"
 
 
 @dataclass
@@ -29,14 +31,14 @@ class Rack:
 
     def client(self) -> AsyncOpenAI:
         # max_retries=0: any retry seen here is nginx's, never the SDK's.
-        return AsyncOpenAI(base_url=self.balancer.url + "/v1", api_key="not-needed", max_retries=0, timeout=60)
+        return AsyncOpenAI(base_url=self.balancer.url + "/v1", api_key=KEY, max_retries=0, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def rack(nginx_bin, tmp_path_factory):
     work = tmp_path_factory.mktemp("rack")
-    common = [Node(f"n{i}", [COMMON], work) for i in range(3)]
-    other = Node("n3", [OTHER], work)
+    common = [Node(f"n{i}", [COMMON], work, api_key=KEY) for i in range(3)]
+    other = Node("n3", [OTHER], work, api_key=KEY)
     nodes = [*common, other]
     balancer = Balancer(nodes, work / "nginx", nginx_bin)
     try:
@@ -174,3 +176,20 @@ def test_streaming_through_the_balancer_arrives_in_pieces_and_ends(rack):
     assert text
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1, "SSE must not be buffered"
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_a_wrong_api_key_is_refused_by_the_node_and_not_retried(rack):
+    """Authorization reaches the nodes unchanged: a wrong key gets the node's 401 (401 is never retried)."""
+    async def run():
+        client = AsyncOpenAI(base_url=rack.balancer.url + "/v1", api_key="wrong-key", max_retries=0, timeout=60)
+        try:
+            with pytest.raises(openai.AuthenticationError) as err:
+                await _chat(client, COMMON, "hello")
+            return err.value
+        finally:
+            await client.close()
+
+    error = asyncio.run(run())
+    assert "," not in error.response.headers["X-RKLLM-Upstream"], "a 401 must not be retried on other nodes"
+    status, _, _ = http_get(rack.balancer.url + "/balancer/health")
+    assert status == 200, "nginx's own health route needs no key"
