@@ -247,7 +247,7 @@ class Doctor:
             card = get_card(self.smoke_model, store.root)
             if card.simulated != self.simulate:
                 raise ValueError(f"{card.id} is {'a simulated' if card.simulated else 'a real'} model; "
-                                 f"{'drop' if card.simulated else 'add'} --simulate or choose another model")
+                                 f"{'add' if card.simulated else 'drop'} --simulate or choose another model")
             return card, store.model_file(card)
         if self.simulate:
             card = get_card("sim-qwen2.5-1.5b", store.root)
