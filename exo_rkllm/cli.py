@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "exo",
     "serve",
     "run",
+    "doctor",
+    "tune",
 ]
 
 
