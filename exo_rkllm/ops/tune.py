@@ -75,7 +75,7 @@ def tune(root: str | os.PathLike[str] = "/", *, state_file: str | os.PathLike[st
     root, state_file = Path(root), Path(state_file)
     units = freq_units(root)
     if not units:
-        raise TuneError(f"no NPU/CPU/DDR frequency controls under {root}sys (not an RK3588 board, or /sys is "
+        raise TuneError(f"no NPU/CPU/DDR frequency controls under {root / 'sys'} (not an RK3588 board, or /sys is "
                         f"read-only in this container); nothing to tune")
     steps: list[Step] = []
     if state_file.exists():
