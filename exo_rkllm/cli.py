@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "run",
     "doctor",
     "tune",
+    "systemd",
 ]
 
 
