@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
-SIM_DIR = Path(__file__).resolve().parents[2] / "bindings" / "simulator"
 
 
 def write_model(path: Path, *, behaviour: str = "echo", decode_ms: float = 0, prefill_ms: float = 0,
@@ -28,13 +23,8 @@ def write_model(path: Path, *, behaviour: str = "echo", decode_ms: float = 0, pr
     return path
 
 
-def compile_sim_variant(out: Path, *defines: str) -> Path:
-    """Build the simulator's sources with extra -D flags (a wrong-ABI library for refusal tests)."""
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.fail("gcc is needed to build simulator variants")
-    sources = sorted(str(p) for p in SIM_DIR.glob("*.c"))
-    cmd = [gcc, "-shared", "-fPIC", "-O0", "-std=gnu11", "-pthread", "-I", str(SIM_DIR),
-           *defines, "-o", str(out), *sources, "-lm"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return out
+def compile_sim_variant(*defines: str) -> Path:
+    """The simulator built with extra -D flags (a wrong-ABI library for refusal tests)."""
+    from exo_rkllm.sim import build_simulator
+
+    return build_simulator(extra_flags=tuple(defines))
