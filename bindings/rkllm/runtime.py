@@ -426,6 +426,14 @@ class RKLLMRuntime:
                 run.active = False
                 self._slot[0] = None
                 self._run = None
+            if run.stop and not run.paused and not keep_history:
+                # We stopped it by answering "pause" (user exception, early abort); the runtime
+                # then keeps the KV cache, but this run asked for none: drop it as a finished
+                # run would.
+                try:
+                    self.clear_kv_cache()
+                except RKLLMCallError:
+                    pass
         tail = run.decode(b"", True)
         if run.exc is not None:
             exc = run.exc

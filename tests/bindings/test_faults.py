@@ -38,6 +38,7 @@ def test_raising_callback_aborts_and_reraises(make_runtime, exc_type) -> None:
         rt.run_prompt("go", on_token=on_token)
     assert len(calls) == 3  # the run stopped at the failing token
     assert not rt.is_running()
+    assert rt.kv_cache_size() == [0]  # keep_history=False: nothing of the failed run stays
     res = rt.run_prompt("go", on_token=None)
     assert res.status == "finished" and res.n_tokens == rt.param.max_new_tokens
 
