@@ -43,9 +43,9 @@ def _package_root() -> Path:
     return path
 
 
-def simulator_sources() -> list[Path]:
+def simulator_sources(source_dir: Path | None = None) -> list[Path]:
     """The C sources and headers the library is compiled from, sorted."""
-    root = _package_root()
+    root = Path(source_dir) if source_dir is not None else _package_root()
     files = sorted([*root.glob("*.c"), *root.glob("*.h")])
     if not any(f.suffix == ".c" for f in files):
         raise SimulatorError(f"no simulator C sources found in {root}; the exo-rkllm install is incomplete")
@@ -81,14 +81,15 @@ def _digest(sources: Sequence[Path], flags: Sequence[str], compiler: str) -> str
     return h.hexdigest()
 
 
-def build_simulator(force: bool = False, extra_flags: Sequence[str] = ()) -> Path:
+def build_simulator(force: bool = False, extra_flags: Sequence[str] = (), source_dir: Path | None = None) -> Path:
     """Compile librkllmrt-sim.so if needed and return its absolute path.
 
     ``extra_flags`` lets tests build variants, e.g. ``-DRKLLM_SIM_VERSION="1.1.4"`` or
     ``-DRKLLM_SIM_OMIT_NEW_API`` for a wrong-ABI library; each variant gets its own cache entry.
-    Safe under concurrency: the compiler writes a temporary file that is renamed into place.
+    ``source_dir`` builds another copy of the sources (tests). Safe under concurrency: the
+    compiler writes into a private temporary directory and the result is renamed into place.
     """
-    sources = simulator_sources()
+    sources = simulator_sources(source_dir)
     compiler = find_compiler()
     flags = [*CFLAGS, *extra_flags]
     target_dir = cache_root() / _digest(sources, flags, compiler)
@@ -101,11 +102,14 @@ def build_simulator(force: bool = False, extra_flags: Sequence[str] = ()) -> Pat
         for src in sources:  # compile a private copy: the package may be read-only or zipped
             shutil.copyfile(src, tmpdir / src.name)
         out = tmpdir / LIB_NAME
-        cmd = [*compiler.split(), *flags, "-o", str(out), *sorted(str(tmpdir / s.name) for s in sources if s.suffix == ".c"), *LDLIBS]
+        c_files = sorted(str(tmpdir / s.name) for s in sources if s.suffix == ".c")
+        cmd = [*compiler.split(), *flags, "-o", str(out), *c_files, *LDLIBS]
         try:
             proc = subprocess.run(cmd, cwd=tmpdir, capture_output=True, text=True, timeout=300)
         except OSError as exc:
-            raise SimulatorError(f"cannot run the C compiler {compiler!r}: {exc}; install gcc: apt-get install gcc") from exc
+            raise SimulatorError(
+                f"cannot run the C compiler {compiler!r}: {exc}; install gcc: apt-get install gcc"
+            ) from exc
         if proc.returncode != 0 or not out.is_file():
             raise SimulatorError(
                 f"building the simulator failed ({' '.join(cmd)}), exit {proc.returncode}:\n{proc.stderr.strip()}"
@@ -129,7 +133,8 @@ def sim_tokenizer_dir(name: str) -> Path:
     base = name[: -len("-instant")] if name.endswith("-instant") else name
     if base not in SIM_TOKENIZERS:
         raise UnknownSimModelError(
-            f"unknown simulated tokenizer {name!r}; shipped: {', '.join(SIM_TOKENIZERS)} (and the models {', '.join(SIM_MODELS)})"
+            f"unknown simulated tokenizer {name!r}; shipped: {', '.join(SIM_TOKENIZERS)} "
+            f"(or a model name: {', '.join(SIM_MODELS)})"
         )
     path = _package_root() / "tokenizers" / base
     if not (path / "tokenizer.json").is_file():

@@ -7,6 +7,7 @@
  * callback, exactly as the real runtime's interface describes. It never claims NPU results:
  * every log line it prints says "simulated".
  */
+#define _POSIX_C_SOURCE 200809L /* getline, strtok_r, nanosleep, clock_gettime */
 #include "rkllm.h"
 #include "sim_internal.h"
 

@@ -2,6 +2,7 @@
  * sim_model.c — simulated model files, fault specs, and the byte-level vocabulary.
  * A model file is text: first line exactly "RKLLM-SIM 1", then "key: value" lines.
  */
+#define _POSIX_C_SOURCE 200809L /* getline, strtok_r, nanosleep, clock_gettime */
 #include "sim_internal.h"
 
 #include <ctype.h>

@@ -6,6 +6,7 @@
  * naturally: the tokens already generated after the last "<|im_start|>assistant\n" are matched
  * against the plan and generation continues after them.
  */
+#define _POSIX_C_SOURCE 200809L /* getline, strtok_r, nanosleep, clock_gettime */
 #include "sim_internal.h"
 
 #include <errno.h>

@@ -207,8 +207,26 @@ static void *side_thread(void *arg)
     return NULL;
 }
 
+/* sim_smoke --reply MODEL PROMPT: one prompt run; prints "tokens=N think_end=K rc=R" then the text. */
+static int reply_mode(const char *model, const char *prompt)
+{
+    LLMHandle h = init_model(model, 4096, -1, 1);
+    collector c;
+    reset(&c, h);
+    int rc = run_prompt(h, &c, prompt, 0);
+    int think_end = -1;
+    for (int i = 0; i < c.n_tokens; i++)
+        if (c.ids[i] == 260)
+            think_end = i;
+    printf("tokens=%d think_end=%d rc=%d\n%s", c.n_tokens, think_end, rc, c.text);
+    rkllm_destroy(h);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--reply") == 0)
+        return reply_mode(argv[2], argv[3]);
     CHECK(argc == 4, "usage: sim_smoke MODELS_DIR TMP_DIR EXPECTED_REPLY");
     models = argv[1];
     tmp = argv[2];
