@@ -139,14 +139,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problem = _check_args(args)
     if problem:
         return error(problem)
+    try:  # the runtime first: on a machine without one, that is the news (not a missing --model)
+        spec = runtime_spec(args.simulate, args.lib)
+    except CoreError as exc:
+        return error(f"{exc.message}\n  fix: {exc.fix}")
     try:
         cards = resolve_cards(args.models, args.simulate, args.models_dir)
     except (UnknownModelError, ValueError) as exc:
         return error(str(exc))
-    try:
-        spec = runtime_spec(args.simulate, args.lib)
-    except CoreError as exc:
-        return error(f"{exc.message}\n  fix: {exc.fix}")
     if spec.is_simulated:
         bar = "=" * len(SIM_BANNER)
         print(f"{bar}\n{SIM_BANNER}\n{bar}", file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ class ChatFormat:
         self.include_usage = include_usage
         self.reasoning_field = reasoning_field
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model}
-        self._head = json.dumps(head)[:-1]
+        self._head = json.dumps(head, separators=(",", ":"))[:-1]
         self._usage_tail = ',"usage":null}' if include_usage else "}"
 
     def _chunk(self, delta_json: str, finish: str | None = None) -> str:
@@ -79,7 +79,7 @@ class TextFormat:
         self.model = model
         self.include_usage = include_usage
         head = {"id": self.id, "object": "text_completion", "created": self.created, "model": model}
-        self._head = json.dumps(head)[:-1]
+        self._head = json.dumps(head, separators=(",", ":"))[:-1]
         self._usage_tail = ',"usage":null}' if include_usage else "}"
 
     def _chunk(self, text: str, finish: str | None = None) -> str:

@@ -33,7 +33,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     core, config = request.app[keys.CORE], request.app[keys.CONFIG]
     params = parse_chat(await read_body(request))
     svc, model_id = resolve_service(core, params, config)
-    request["model"] = model_id
+    request[keys.MODEL] = model_id
     prompt = build_chat_prompt(svc.tokenizer, svc.card, params.messages)
     fmt = _reasoning_format(params, config)
     reasoning_field = bool(getattr(svc.card, "reasoning", False)) and fmt == "separate"
@@ -45,7 +45,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     core, config = request.app[keys.CORE], request.app[keys.CONFIG]
     params = parse_completion(await read_body(request))
     svc, model_id = resolve_service(core, params, config)
-    request["model"] = model_id
+    request[keys.MODEL] = model_id
     vocab = getattr(svc.tokenizer, "__len__", None)
     prompt = build_text_prompt(svc.tokenizer, params.prompt, len(svc.tokenizer) if vocab else None)
     out = TextFormat(model_id, params.include_usage)
@@ -121,12 +121,12 @@ async def _stream(request: web.Request, gen: Generation, out: Any) -> web.Stream
     except APIError as exc:
         if not sse.started:
             raise  # nothing sent yet: the real status code (a balancer may retry elsewhere)
-        request["status"] = exc.status
+        request[keys.STATUS] = exc.status
         await sse.send_error(exc.body())
         assert sse.response is not None
         return sse.response
     except (ConnectionResetError, ConnectionError):
         gen.cancel()  # the client went away mid-write
-        request["status"] = 499
+        request[keys.STATUS] = 499
         return sse.response or web.Response(status=499)
 

@@ -54,7 +54,7 @@ def make_error_middleware() -> Callable:
         status = 500
         try:
             resp = await handler(request)
-            status = request.get("status", resp.status)
+            status = request.get(keys.STATUS, resp.status)
             return resp
         except APIError as exc:
             status = exc.status
@@ -80,7 +80,7 @@ def make_error_middleware() -> Callable:
         finally:
             route = _route_label(request)
             if route.startswith("/v1/") or route == "unmatched":
-                metrics.REQUESTS.labels(model=request.get("model", ""), route=route, status=str(status)).inc()
+                metrics.REQUESTS.labels(model=request.get(keys.MODEL, ""), route=route, status=str(status)).inc()
 
     return errors
 

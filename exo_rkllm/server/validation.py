@@ -287,9 +287,9 @@ def parse_completion(body: dict[str, Any]) -> CompletionParams:
     else:
         raise bad_request("prompt must be a non-empty string or a list of token ids (one prompt per request; "
                           "batches of prompts are not supported).", param="prompt")
-    for key in ("echo", "suffix", "best_of"):
-        v = body.get(key)
-        if v not in (None, False, "", 1):
+    for key, fine in (("echo", lambda v: v in (None, False)), ("suffix", lambda v: v in (None, "")),
+                      ("best_of", lambda v: v is None or (v == 1 and not isinstance(v, bool)))):
+        if not fine(body.get(key)):
             raise bad_request(f"{key} is not supported by this node; omit it.", param=key)
     return _common(body, CompletionParams, {"prompt": prompt})
 
