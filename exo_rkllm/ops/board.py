@@ -26,7 +26,7 @@ REQUIRED_DRIVER = (0, 9, 8)
 class FreqUnit:
     """One frequency domain: its sysfs dir, file names, and the value Rockchip pins it to."""
 
-    unit: str             # metric label: npu, cpu_little, cpu_big0, cpu_big1, ddr
+    unit: str             # metric label (as /metrics uses it): npu, cpu_policy0, cpu_policy4, cpu_policy6, ddr
     path: Path
     governor_file: str
     cur_file: str
@@ -48,8 +48,8 @@ def freq_units(root: str | Path = "/") -> list[FreqUnit]:
     if npus:
         units.append(FreqUnit("npu", npus[0], "governor", "cur_freq", "userspace/set_freq",
                               "available_frequencies", 1_000_000_000, 1))
-    for policy, unit, pinned in (("policy0", "cpu_little", 1_800_000), ("policy4", "cpu_big0", 2_352_000),
-                                 ("policy6", "cpu_big1", 2_352_000)):
+    for policy, pinned in (("policy0", 1_800_000), ("policy4", 2_352_000), ("policy6", 2_352_000)):
+        unit = f"cpu_{policy}"
         p = root / CPUFREQ / policy
         if p.is_dir():
             units.append(FreqUnit(unit, p, "scaling_governor", "scaling_cur_freq", "scaling_setspeed",
@@ -87,11 +87,11 @@ def read_frequencies(root: str | Path = "/") -> dict[str, int]:
 
 
 def read_npu_load(root: str | Path = "/") -> dict[str, int]:
-    """{core: percent} from debugfs ``NPU load:  Core0: 12%, Core1:  0%, Core2:  0%,``; {} if unreadable."""
+    """{core id: percent} from debugfs ``NPU load:  Core0: 12%, Core1:  0%, Core2:  0%,``; {} if unreadable."""
     text = read_text(Path(root) / NPU_LOAD)
     if not text:
         return {}
-    return {f"core{m.group(1)}": int(m.group(2)) for m in re.finditer(r"Core(\d+):\s*(\d+)%", text)}
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"Core(\d+):\s*(\d+)%", text)}
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

@@ -35,7 +35,7 @@ def test_tune_pins_and_undo_restores(tmp_path):
     assert saved["units"]["npu"]["governor"] == "rknpu_ondemand"
     # Tuning twice keeps the original settings for undo.
     tune(root, state_file=state, euid=0)
-    assert json.loads(state.read_text())["units"]["cpu_big0"]["governor"] == "schedutil"
+    assert json.loads(state.read_text())["units"]["cpu_policy4"]["governor"] == "schedutil"
     steps = undo(root, state_file=state, euid=0)
     assert all(s.status == "PASS" for s in steps)
     assert read(npu / "governor") == "rknpu_ondemand" and read(cpu4 / "scaling_governor") == "schedutil"
@@ -93,7 +93,7 @@ def test_cli_tune_and_undo(tmp_path):
 def test_frequency_and_load_readers_for_metrics(tmp_path):
     root = make_board(tmp_path / "b", pinned=True)
     freqs = read_frequencies(root)
-    assert freqs == {"npu": 1_000_000_000, "cpu_little": 1_800_000_000, "cpu_big0": 2_352_000_000,
-                     "cpu_big1": 2_352_000_000, "ddr": 2_112_000_000}
-    assert read_npu_load(root) == {"core0": 35, "core1": 0, "core2": 7}
+    assert freqs == {"npu": 1_000_000_000, "cpu_policy0": 1_800_000_000, "cpu_policy4": 2_352_000_000,
+                     "cpu_policy6": 2_352_000_000, "ddr": 2_112_000_000}
+    assert read_npu_load(root) == {"0": 35, "1": 0, "2": 7}
     assert read_frequencies(tmp_path / "none") == {} and read_npu_load(tmp_path / "none") == {}
