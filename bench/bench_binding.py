@@ -61,12 +61,19 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 assert res.status == "finished" and res.n_tokens == args.tokens, res
                 full.append(dt / res.n_tokens * 1e6)
+            streamed = []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                n = sum(1 for _ in rt.generate(tokens=[104, 105])) - 1  # minus the FINISH event
+                streamed.append((time.perf_counter() - t0) / n * 1e6)
             floor = _raw_floor(lib, rt, args.runs)
 
     print(f"simulator: {args.lib}")
     print(f"tokens per run: {args.tokens}, runs: {args.runs}")
     print(f"binding (RKLLMRuntime.run_tokens + decode + on_token): "
           f"{statistics.median(full):.2f} µs/token (median; min {min(full):.2f}, max {max(full):.2f})")
+    print(f"generate() stream (thread + Event per token, consumed):  "
+          f"{statistics.median(streamed):.2f} µs/token")
     print(f"raw ctypes floor (no-op callback, same simulator):      "
           f"{statistics.median(floor):.2f} µs/token")
     print(f"target <= 20 µs/token: {'met' if statistics.median(full) <= 20 else 'NOT met'}")

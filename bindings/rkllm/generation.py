@@ -40,6 +40,7 @@ class Generation:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._aevent: asyncio.Event | None = None
         self._async_waiting = False
+        self._sync_waiting = False
         mode = int(kwargs.get("mode", RKLLMInferMode.RKLLM_INFER_GENERATE))
         self._run = _Run(None, mode)
         self._thread = threading.Thread(target=self._work, args=(tokens, prompt, kwargs),
@@ -50,7 +51,9 @@ class Generation:
     def _push(self, ev: Event) -> None:
         with self._cond:
             self._items.append(ev)
-            self._cond.notify()
+            if self._sync_waiting:
+                self._sync_waiting = False
+                self._cond.notify()
             wake = self._async_waiting
             self._async_waiting = False
             loop = self._loop
@@ -98,16 +101,18 @@ class Generation:
 
     # ---------------------------------------------------------------- consumer side
     def __iter__(self) -> Iterator[Event]:
+        items = self._items
         while True:
             with self._cond:
-                while not self._items and not self._done:
+                while not items and not self._done:
+                    self._sync_waiting = True
                     self._cond.wait()
-                if self._items:
-                    ev = self._items.popleft()
-                else:
+                if not items:
                     self._raise_if_failed()
                     return
-            yield ev
+                batch = list(items)  # take every ready event at once: one lock per burst
+                items.clear()
+            yield from batch
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self

@@ -18,7 +18,7 @@ import threading
 from ctypes import byref, c_int, c_int32
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -69,9 +69,9 @@ class RunResult:
     text_tail: str = ""                       # undecodable bytes left at the end ('\ufffd'), usually ''
 
 
-@dataclass(frozen=True)
-class Event:
-    """One item of a Generation stream: a token, or the final FINISH marker (token_id -1)."""
+class Event(NamedTuple):
+    """One item of a Generation stream: a token, or the final FINISH marker (token_id -1).
+    (A NamedTuple: made once per token, it must be cheap.)"""
 
     state: LLMCallState
     token_id: int
