@@ -37,6 +37,7 @@ class Generation:
         self._done = False
         self._result: RunResult | None = None
         self._exc: BaseException | None = None
+        self._failed: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._aevent: asyncio.Event | None = None
         self._async_waiting = False
@@ -161,7 +162,7 @@ class Generation:
     @property
     def exception(self) -> BaseException | None:
         """The error the run raised, if any (also raised by iteration)."""
-        return self._exc if self._exc is not None else getattr(self, "_failed", None)
+        return self._exc if self._exc is not None else self._failed
 
     def close(self) -> None:
         """Abort if still running and wait for the thread to end."""

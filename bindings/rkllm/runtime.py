@@ -84,7 +84,7 @@ class _Run:
 
     __slots__ = ("on_token", "decode", "n_tokens", "stop", "abort_requested", "paused",
                  "finished", "error", "exc", "perf", "want_arrays", "logits", "hidden",
-                 "keep", "active")
+                 "keep")
 
     def __init__(self, on_token: OnToken | None, mode: int) -> None:
         self.on_token = on_token
@@ -101,7 +101,6 @@ class _Run:
         self.logits: list[np.ndarray] = []
         self.hidden: list[np.ndarray] = []
         self.keep: list[Any] = []     # C buffers of this run (input, ids, params, strings)
-        self.active = False
 
 
 def _copy_arrays(run: _Run, r: _capi.RKLLMResult) -> None:
@@ -419,11 +418,9 @@ class RKLLMRuntime:
                     return RunResult("aborted", 0)
                 self._run = run
                 self._slot[0] = run
-                run.active = True
             try:
                 rc = int(self.library.rkllm_run(handle, inp_ptr, byref(infer), None))
             finally:
-                run.active = False
                 self._slot[0] = None
                 self._run = None
             if run.stop and not run.paused and not keep_history:

@@ -296,3 +296,22 @@ def test_two_threads_share_one_runtime_safely(make_runtime) -> None:
     for t in threads:
         t.join()
     assert not errors and len(results) == 3
+
+
+def test_shipped_simulated_models_through_the_binding(lib) -> None:
+    from exo_rkllm.sim import sim_model_path
+
+    with rkllm.RKLLMRuntime(rkllm.RuntimeConfig(model_path=sim_model_path("chat-instant")),
+                            library=lib) as rt:
+        pieces: list[str] = []
+        res = rt.run_prompt("hello", on_token=collect(pieces), keep_history=True)
+        assert res.status == "finished" and "simulated assistant" in "".join(pieces)
+        pieces.clear()
+        rt.run_prompt("and now?", on_token=collect(pieces), keep_history=True)
+        assert "".join(pieces).startswith("Good question")  # second user turn, second reply
+    with rkllm.RKLLMRuntime(rkllm.RuntimeConfig(model_path=sim_model_path("reasoning-instant")),
+                            library=lib) as rt:
+        ids: list[int] = []
+        pieces = []
+        rt.run_prompt("why?", on_token=lambda t, x: (ids.append(t), pieces.append(x)) and None)
+        assert 260 in ids and "</think>" in "".join(pieces)  # the think block closes in the output
