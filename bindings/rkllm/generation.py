@@ -19,8 +19,6 @@ from .runtime import Event, RunResult, _Run
 if TYPE_CHECKING:
     from .runtime import RKLLMRuntime
 
-_NORMAL = LLMCallState.RKLLM_RUN_NORMAL
-_WAITING = LLMCallState.RKLLM_RUN_WAITING
 _FINISH = LLMCallState.RKLLM_RUN_FINISH
 
 
@@ -70,9 +68,12 @@ class Generation:
 
     def _work(self, tokens: Any, prompt: str | None, kwargs: dict[str, Any]) -> None:
         push = self._push
+        run = self._run
+        states = {int(s): s for s in LLMCallState}
 
         def on_token(token_id: int, text: str) -> None:
-            push(Event(_NORMAL if text else _WAITING, token_id, text))
+            # WAITING: the runtime says the bytes end inside a character (text is then '').
+            push(Event(states[run.state], token_id, text))
 
         try:
             if tokens is not None:

@@ -84,7 +84,7 @@ class _Run:
 
     __slots__ = ("on_token", "decode", "n_tokens", "stop", "abort_requested", "paused",
                  "finished", "error", "exc", "perf", "want_arrays", "logits", "hidden",
-                 "keep")
+                 "keep", "state")
 
     def __init__(self, on_token: OnToken | None, mode: int) -> None:
         self.on_token = on_token
@@ -101,6 +101,7 @@ class _Run:
         self.logits: list[np.ndarray] = []
         self.hidden: list[np.ndarray] = []
         self.keep: list[Any] = []     # C buffers of this run (input, ids, params, strings)
+        self.state = _NORMAL          # C state of the token being delivered
 
 
 def _copy_arrays(run: _Run, r: _capi.RKLLMResult) -> None:
@@ -177,7 +178,6 @@ class RKLLMRuntime:
     def __init__(self, config: RuntimeConfig, library: ctypes.CDLL | str | os.PathLike[str] | None = None,
                  *, capture_init_log: bool = True) -> None:
         self._handle: int | None = None
-        self._closed = False
         self._lock = threading.RLock()          # serialises runs and calls on the handle
         self._abort_lock = threading.Lock()     # guards the handle against destroy during abort
         self._run: _Run | None = None
@@ -246,6 +246,7 @@ class RKLLMRuntime:
                     raw = r.text
                     text = run.decode(raw) if raw else ""
                     run.n_tokens += 1
+                    run.state = state
                     cb = run.on_token
                     if cb is not None and cb(token_id, text):
                         run.paused = True

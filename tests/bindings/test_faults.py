@@ -227,3 +227,26 @@ def test_out_of_vocabulary_token_arrives_with_pad_text(make_runtime) -> None:
     res = rt.run_prompt("abc", on_token=lambda t, x: got.append((t, x)))
     assert got[1] == (151935, "[PAD151935]")
     assert res.n_tokens == len(got)
+
+
+def test_async_stream_delivers_everything_then_the_error(make_runtime) -> None:
+    import asyncio
+
+    ok_rt = make_runtime(behaviour="echo")
+    bad_rt = make_runtime(behaviour="echo", fault="error_at:3")
+
+    async def consume(rt, prompt):
+        texts, err = [], None
+        try:
+            async for ev in rt.generate(prompt=prompt):
+                texts.append(ev.text)
+        except rkllm.RKLLMError as e:
+            err = e
+        return "".join(texts), err
+
+    async def main():
+        return await asyncio.gather(consume(ok_rt, "streamed 你好 fine"), consume(bad_rt, "abcdef"))
+
+    (ok_text, ok_err), (bad_text, bad_err) = asyncio.run(main())
+    assert ok_text == "streamed 你好 fine" and ok_err is None
+    assert bad_text == "abc" and isinstance(bad_err, rkllm.RKLLMRunError)
