@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const SPECIALS[] = {
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "</tool_call>",
@@ -315,9 +316,26 @@ int sim_model_load(const char *path, sim_model *m, int *bad_magic, char *err, si
     m->behaviour = SIM_BEH_SCRIPT;
     sim_faults_clear(&m->faults);
 
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail(err, errlen, "failed to open model file %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail(err, errlen, "model path %s is not a regular file", path);
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return fail(err, errlen, "failed to open model file %s: %s", path, strerror(errno));
+    /* Check the magic on the first bytes only: a real (binary, gigabyte) model must not be read. */
+    static const char magic[] = "RKLLM-SIM 1";
+    char head[sizeof magic + 1] = {0};
+    size_t got = fread(head, 1, sizeof magic + 1, fp);
+    size_t ml = sizeof magic - 1;
+    if (got < ml || memcmp(head, magic, ml) != 0 ||
+        (got > ml && head[ml] != '\n' && !(head[ml] == '\r' && (got == ml + 1 || head[ml + 1] == '\n')))) {
+        fclose(fp);
+        *bad_magic = 1;
+        return fail(err, errlen, "invalid rknn llm model magic");
+    }
+    rewind(fp);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
