@@ -106,3 +106,8 @@ def assign_domain_ids(cards: Iterable["ModelCard"]) -> dict[str, int]:
             raise ValueError(f"more than {MAX_DOMAIN_ID + 1} resident models; RKLLM domains run out")
         ids[card.id] = len(ids)
     return ids
+
+
+# The serving core calls ``check_fits(card)`` before each load (models load one after another, so
+# MemAvailable already accounts for the ones loaded before).
+check_fits = require_fit

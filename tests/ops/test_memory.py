@@ -54,3 +54,11 @@ def test_domain_ids_are_distinct(tmp_path):
     assert ids == {"sim-instant": 0, "sim-reasoning-instant": 1, "qwen3-0.6b": 2}
     with pytest.raises(ValueError, match="twice"):
         assign_domain_ids(cards + cards[:1])
+
+
+def test_check_fits_is_what_the_serving_core_calls(tmp_path):
+    from exo_rkllm.ops.memory import check_fits
+
+    with pytest.raises(InsufficientMemoryError, match="qwen3-0.6b"):
+        check_fits(get_card("qwen3-0.6b", tmp_path), meminfo=meminfo(tmp_path, 500_000))
+    assert check_fits(get_card("qwen3-0.6b", tmp_path), meminfo=meminfo(tmp_path, 5_000_000)).ok
