@@ -250,3 +250,16 @@ def test_async_stream_delivers_everything_then_the_error(make_runtime) -> None:
     (ok_text, ok_err), (bad_text, bad_err) = asyncio.run(main())
     assert ok_text == "streamed 你好 fine" and ok_err is None
     assert bad_text == "abc" and isinstance(bad_err, rkllm.RKLLMRunError)
+
+
+def test_close_while_a_run_is_going_aborts_it_first(lib, make_model) -> None:
+    rt = rkllm.RKLLMRuntime(rkllm.RuntimeConfig(model_path=make_model(behaviour="long", decode_ms=2)),
+                            library=lib)
+    gen = rt.generate(prompt="go")
+    it = iter(gen)
+    next(it)
+    rt.close()  # from another thread than the run's
+    list(it)
+    assert gen.result.status == "aborted" and rt.closed
+    with pytest.raises(rkllm.RuntimeClosedError):
+        rt.run_prompt("again")
