@@ -177,10 +177,15 @@ def test_abort_mid_decode_returns_within_about_a_token(make_runtime) -> None:
 
 def test_abort_during_a_hanging_prefill(make_runtime) -> None:
     rt = make_runtime(behaviour="echo", fault="hang")
-    timer = threading.Timer(0.2, rt.abort)
-    timer.start()
+
+    def abort_once_running() -> None:
+        while not rt.abort():  # False until the run has started
+            time.sleep(0.01)
+
+    aborter = threading.Thread(target=abort_once_running)
+    aborter.start()
     res = rt.run_prompt("never prefilled")
-    timer.join()
+    aborter.join()
     assert res.status == "aborted" and res.n_tokens == 0
 
 
