@@ -7,6 +7,7 @@ Model ids are validated before they are used anywhere near a file path.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -87,6 +88,7 @@ class ModelCard:
     system_prompt: str | None = None
     model_path: str | None = None  # user entries: an absolute path reused in place
     source: str = "builtin"          # "builtin" or the user card file's path
+    models_dir: str | None = None    # the models directory this card was looked up in (its files live there)
 
     @property
     def is_user_entry(self) -> bool:
@@ -185,13 +187,14 @@ def load_catalog(models_dir: str | os.PathLike[str] | None = None, *,
 
     A user entry may not redefine a shipped id (that would silently change what an id means).
     """
-    cards: dict[str, ModelCard] = {c.id: c for c in _builtin_cards()}
+    root = Path(models_dir).expanduser() if models_dir is not None else default_models_dir()
+    cards: dict[str, ModelCard] = {c.id: dataclasses.replace(c, models_dir=str(root)) for c in _builtin_cards()}
     if include_user:
-        user_dir = Path(models_dir) if models_dir is not None else default_models_dir()
-        user_dir = user_dir / USER_CATALOG_SUBDIR
+        user_dir = root / USER_CATALOG_SUBDIR
         if user_dir.is_dir():
             for path in sorted(user_dir.glob("*.toml")):
-                card = _parse_text(path.read_text(encoding="utf-8"), str(path))
+                card = dataclasses.replace(_parse_text(path.read_text(encoding="utf-8"), str(path)),
+                                           models_dir=str(root))
                 if card.id in cards:
                     raise CatalogError(f"{path}: model id {card.id!r} is already defined by "
                                        f"{cards[card.id].source}; rename the entry or delete {path}")

@@ -72,6 +72,9 @@ class ModelStore:
     """One models directory and the catalog it extends."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
+        # Without an explicit root, a card's files are looked up where the card itself was found
+        # (``card.models_dir``: e.g. `serve --models-dir X` loaded it from X).
+        self._explicit = root is not None
         self.root = Path(root).expanduser() if root is not None else default_models_dir()
 
     # -- where things are -------------------------------------------------------------------
@@ -83,7 +86,8 @@ class ModelStore:
         return load_catalog(self.root)
 
     def model_dir(self, card: ModelCard) -> Path:
-        return self.root / validate_model_id(card.id)
+        root = self.root if self._explicit or not card.models_dir else Path(card.models_dir)
+        return root / validate_model_id(card.id)
 
     def model_file(self, card: ModelCard) -> Path:
         """The file the runtime loads: the simulator's, an imported one in place, or under root."""

@@ -182,3 +182,11 @@ def test_cli_verify_with_a_pre_seeded_hugging_face_cache(tmp_path):
     (snap / "tokenizer_config.json").unlink()
     res = run_cmd_subprocess("models", ["models", "verify", "tiny", "--models-dir", str(models)], env=env)
     assert res.returncode == 1 and "FAIL tokenizer" in res.stdout and "models pull tiny" in res.stdout
+
+
+def test_card_files_are_found_in_the_models_dir_the_card_came_from(tmp_path, monkeypatch):
+    """`serve --models-dir X` looks cards up in X; the default store must then find their files in X too."""
+    monkeypatch.setenv("EXO_RKLLM_MODELS_DIR", str(tmp_path / "elsewhere"))
+    card = get_card("qwen3-0.6b", tmp_path / "x")
+    assert ModelStore().model_file(card) == tmp_path / "x" / "qwen3-0.6b" / card.file
+    assert ModelStore(tmp_path / "y").model_file(card) == tmp_path / "y" / "qwen3-0.6b" / card.file
