@@ -207,18 +207,27 @@ static void *side_thread(void *arg)
     return NULL;
 }
 
-/* sim_smoke --reply MODEL PROMPT: one prompt run; prints "tokens=N think_end=K rc=R" then the text. */
+/* sim_smoke --reply MODEL PROMPT: one keep_history prompt run; prints "tokens=N think_end=K rc=R prefill=P kv=K"
+ * then the text. With $SIM_SMOKE_PCACHE set, the prompt is also saved there as a prompt cache. */
 static int reply_mode(const char *model, const char *prompt)
 {
     LLMHandle h = init_model(model, 4096, -1, 1);
     collector c;
     reset(&c, h);
-    int rc = run_prompt(h, &c, prompt, 0);
+    RKLLMInput in;
+    memset(&in, 0, sizeof in);
+    in.role = "user";
+    in.input_type = RKLLM_INPUT_PROMPT;
+    in.prompt_input = prompt;
+    RKLLMPromptCacheParam pcp = {getenv("SIM_SMOKE_PCACHE") != NULL, getenv("SIM_SMOKE_PCACHE")};
+    RKLLMInferParam ip = {RKLLM_INFER_GENERATE, NULL, &pcp, 1};
+    int rc = rkllm_run(h, &in, &ip, &c);
     int think_end = -1;
     for (int i = 0; i < c.n_tokens; i++)
         if (c.ids[i] == 260)
             think_end = i;
-    printf("tokens=%d think_end=%d rc=%d\n%s", c.n_tokens, think_end, rc, c.text);
+    printf("tokens=%d think_end=%d rc=%d prefill=%d kv=%d\n%s", c.n_tokens, think_end, rc, c.perf.prefill_tokens,
+           kv_size(h), c.text);
     rkllm_destroy(h);
     return rc == 0 ? 0 : 1;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,28 @@ def test_broken_model_file_names_line_and_cause(smoke_bin, tmp_path, body, needl
     model.write_text("RKLLM-SIM 1\n" + body)
     rc, _, _, err = reply(smoke_bin, model)
     assert rc != 0 and needle in err, err
+
+
+@pytest.mark.parametrize("name", ["chat-instant", "reasoning-instant"])
+def test_prompt_input_is_templated_exactly_like_the_hf_tokenizer(smoke_bin, tmp_path, name):
+    """Prompt input and token input from the shipped tokenizer must put the same tokens in the KV cache."""
+    from transformers import AutoTokenizer
+
+    from exo_rkllm.sim import sim_tokenizer_dir
+
+    tok = AutoTokenizer.from_pretrained(str(sim_tokenizer_dir(name)))
+    prompt = "Bonjour, 世界!"
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    expected = tok.encode(text, add_special_tokens=False)
+    cache = tmp_path / "prompt.cache"
+    rc, stats, reply_text, err = reply(smoke_bin, sim_model_path(name), prompt, SIM_SMOKE_PCACHE=str(cache))
+    assert rc == 0, err
+    assert stats["prefill"] == len(expected)
+    data = cache.read_bytes()  # RKSIMPC1, uint32 count, int32 ids: the KV cache after prefill
+    assert data[:8] == b"RKSIMPC1"
+    n = struct.unpack_from("<I", data, 8)[0]
+    assert list(struct.unpack_from(f"<{n}i", data, 12)) == expected
+    assert stats["kv"] == len(expected) + stats["tokens"] + 1  # prompt + reply + eos at the natural stop
 
 
 def test_echo_behaviour_returns_the_last_user_message(smoke_bin, tmp_path):
