@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -33,10 +35,15 @@ def test_serve_without_runtime_exits_nonzero_with_where_and_how(tmp_path):
         assert "SIMULATED" not in err and "listening" not in err  # never falls back to the simulator
 
 
-def test_serve_simulated_end_to_end_and_sigterm(tmp_path):
+def test_serve_simulated_end_to_end_sd_notify_and_sigterm(tmp_path):
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock_path = os.path.join(tempfile.mkdtemp(prefix="exo-rkllm-"), "notify.sock")  # AF_UNIX: short path
+    notify.bind(sock_path)
+    notify.settimeout(30)
+    env = {**env_without_runtime(tmp_path), "NOTIFY_SOCKET": sock_path,
+           "WATCHDOG_USEC": "200000"}
     proc = subprocess.Popen(CLI + ["serve", "--simulate", "--port", "0", "--model", "sim-instant"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env_without_runtime(tmp_path))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
         url = None
@@ -54,9 +61,14 @@ def test_serve_simulated_end_to_end_and_sigterm(tmp_path):
         assert "sim-instant" in out  # load progress names the model
         r = client(url).chat.completions.create(model="sim-instant", messages=[{"role": "user", "content": "hi"}])
         assert "simulated assistant" in r.choices[0].message.content
+        messages = []
+        while not any(m.startswith("WATCHDOG=1") for m in messages):
+            messages.append(notify.recv(4096).decode())
+        assert any("READY=1" in m for m in messages), messages  # systemd learns the models are loaded
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
