@@ -15,6 +15,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from ctypes import byref, c_int, c_int32
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ _ERROR = int(LLMCallState.RKLLM_RUN_ERROR)
 _GENERATE = int(RKLLMInferMode.RKLLM_INFER_GENERATE)
 _ROLES = ("user", "tool", "system", "assistant")
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_REABORT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -466,6 +468,7 @@ class RKLLMRuntime:
     def _abort_run(self, run: _Run) -> bool:
         """Abort ``run`` (started or not yet started); True if the runtime was asked to stop."""
         with self._abort_lock:
+            first = not run.abort_requested
             run.abort_requested = True
             run.stop = True
             if self._run is not run or self._handle is None:
@@ -473,7 +476,21 @@ class RKLLMRuntime:
             rc = int(self.library.rkllm_abort(self._handle))
         if rc != 0:
             raise RKLLMCallError("rkllm_abort", rc)
+        if first:
+            threading.Thread(target=self._reabort, args=(run,), name="rkllm-abort",
+                             daemon=True).start()
         return True
+
+    def _reabort(self, run: _Run) -> None:
+        """Repeat rkllm_abort until the run has returned: a runtime may clear its abort flag as
+        rkllm_run starts, so an abort landing just before that would otherwise be lost (and a
+        prefill that never calls back would never stop)."""
+        while True:
+            time.sleep(_REABORT_S)
+            with self._abort_lock:
+                if self._run is not run or self._handle is None:
+                    return
+                self.library.rkllm_abort(self._handle)
 
     def is_running(self) -> bool:
         """True while a run of this object is in progress (tracked here: the C function's

@@ -268,3 +268,31 @@ def test_close_while_a_run_is_going_aborts_it_first(lib, make_model) -> None:
     assert gen.result.status == "aborted" and rt.closed
     with pytest.raises(rkllm.RuntimeClosedError):
         rt.run_prompt("again")
+
+
+def test_abort_landing_just_before_the_c_run_starts_is_not_lost(make_runtime) -> None:
+    """The runtime clears its abort flag when rkllm_run starts; an abort() landing in that window
+    must still stop a prefill that never calls back (fault `hang`)."""
+    rt = make_runtime(behaviour="echo", fault="hang")
+    real = rt.library
+
+    class AbortFirst:  # forwards to the real library; aborts right before the C run starts
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def rkllm_run(self, *args):
+            assert rt.abort() is True
+            return real.rkllm_run(*args)
+
+    rt.library = AbortFirst()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("res", rt.run_prompt("x")), daemon=True)
+    t.start()
+    t.join(20)
+    rt.library = real
+    if t.is_alive():  # clean up before failing
+        while t.is_alive():
+            real.rkllm_abort(rt.handle)
+            t.join(0.1)
+        pytest.fail("an abort issued just before rkllm_run started was lost")
+    assert out["res"].status == "aborted"
