@@ -329,6 +329,18 @@ int main(int argc, char **argv)
 
     /* clear_kv_cache */
     CHECK(rkllm_clear_kv_cache(h, 0, NULL, NULL) == 0 && kv_size(h) == 0, "clear all");
+    reset(&c, h);
+    CHECK(run_prompt(h, &c, "hi", 1) == 0, "prompt run with history");
+    int before = kv_size(h);
+    const char *sys_block = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n";
+    int sys_len = (int)strlen(sys_block) - 12 - 10 + 2; /* two special strings become one id each */
+    CHECK(rkllm_clear_kv_cache(h, 1, NULL, NULL) == 0 && kv_size(h) == sys_len, "keep_system_prompt: %d of %d left",
+          kv_size(h), before);
+    int s0 = 2, e0 = 5;
+    CHECK(rkllm_clear_kv_cache(h, 0, &s0, &e0) == 0 && kv_size(h) == sys_len - 3, "range clear");
+    e0 = 10000;
+    CHECK(rkllm_clear_kv_cache(h, 0, &s0, &e0) == -1, "out-of-range clear accepted");
+    rkllm_clear_kv_cache(h, 0, NULL, NULL);
     OK("clear_kv_cache");
 
     /* pause after 5 tokens, resume with an empty keep_history run */
