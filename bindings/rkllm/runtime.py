@@ -424,8 +424,10 @@ class RKLLMRuntime:
             try:
                 rc = int(self.library.rkllm_run(handle, inp_ptr, byref(infer), None))
             finally:
-                self._slot[0] = None
-                self._run = None
+                with self._abort_lock:  # no abort/re-abort may target this run any more
+                    self._slot[0] = None
+                    self._run = None
+                run.keep.clear()  # rkllm_run returned: C no longer reads this run's buffers
             if run.stop and not run.paused and not keep_history:
                 # We stopped it by answering "pause" (user exception, early abort); the runtime
                 # then keeps the KV cache, but this run asked for none: drop it as a finished
