@@ -43,7 +43,7 @@ _WAITING = int(LLMCallState.RKLLM_RUN_WAITING)
 _FINISH = int(LLMCallState.RKLLM_RUN_FINISH)
 _ERROR = int(LLMCallState.RKLLM_RUN_ERROR)
 _GENERATE = int(RKLLMInferMode.RKLLM_INFER_GENERATE)
-_ROLES = ("user", "tool", "system", "assistant")
+_ROLES = ("user", "tool")  # what RKLLMInput.role accepts in 1.2.3
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _REABORT_S = 0.05
 
