@@ -36,7 +36,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from exo_rkllm.catalog import UnknownModelError
-    from exo_rkllm.commands.serve import SIM_BANNER, error, resolve_cards, runtime_spec
+    from exo_rkllm.commands.serve import SIM_BANNER, error, quiet_transformers, resolve_cards, runtime_spec
+
+    quiet_transformers()
     from exo_rkllm.core.errors import CoreError
 
     if args.max_tokens is not None and args.max_tokens < 1:
@@ -62,8 +64,9 @@ async def _main(spec, card, args: argparse.Namespace) -> int:
     from exo_rkllm.core import ServingCore
     from exo_rkllm.core.errors import CoreError
 
+    progress = load_progress_printer()
     core = ServingCore(spec, [card], queue_depth=1, sampling_overrides=sampling_overrides(args),
-                       on_load_progress=load_progress_printer())
+                       on_load_progress=progress)
     try:
         try:
             await core.start()
@@ -76,6 +79,7 @@ async def _main(spec, card, args: argparse.Namespace) -> int:
             return 0 if ok else 1
         return await _chat(svc, base, args)
     finally:
+        progress.close()
         await core.close()
 
 

@@ -69,14 +69,43 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def load_progress_printer(stream=None):
-    """A model load is long on a board (up to a minute): say what is happening, on a terminal too."""
-    out = stream or sys.stderr
+class LoadProgress:
+    """Model loads take up to a minute on a board: say what loads, with a running clock on a terminal."""
 
-    def progress(model_id: str, what: str) -> None:
-        print(f"[exo-rkllm] {model_id}: {what}", file=out, flush=True)
+    def __init__(self, stream=None) -> None:
+        self.out = stream or sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self._stop = None
+        self._thread = None
 
-    return progress
+    def __call__(self, model_id: str, what: str) -> None:
+        self.close()
+        if self.tty and what == "loading":
+            import threading
+            import time
+
+            self._stop = threading.Event()
+            started = time.monotonic()
+
+            def tick(stop=self._stop) -> None:
+                while not stop.wait(0.5):
+                    self.out.write(f"\r[exo-rkllm] {model_id}: loading ... {time.monotonic() - started:.0f} s")
+                    self.out.flush()
+                self.out.write("\r\033[K")
+
+            self._thread = threading.Thread(target=tick, name="load-progress", daemon=True)
+            self._thread.start()
+        print(f"[exo-rkllm] {model_id}: {what}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+            self._stop = self._thread = None
+
+
+def load_progress_printer(stream=None) -> LoadProgress:
+    return LoadProgress(stream)
 
 
 def resolve_cards(model_ids: list[str] | None, simulate: bool, models_dir: str | None) -> list:
@@ -129,8 +158,18 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+def quiet_transformers() -> None:
+    """transformers warns that PyTorch is absent: by design here (tokenizers only), so not news."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
+
+    quiet_transformers()
 
     from exo_rkllm.catalog import UnknownModelError
     from exo_rkllm.core.errors import CoreError
@@ -171,8 +210,9 @@ async def _serve(spec, cards, config, args: argparse.Namespace) -> int:
     from exo_rkllm.server import NodeServer
     from exo_rkllm.server import sdnotify
 
+    progress = load_progress_printer()
     core = ServingCore(spec, cards, queue_depth=args.queue_depth, sampling_policy=args.sampling_policy,
-                       sampling_overrides=sampling_overrides(args), on_load_progress=load_progress_printer())
+                       sampling_overrides=sampling_overrides(args), on_load_progress=progress)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -189,6 +229,7 @@ async def _serve(spec, cards, config, args: argparse.Namespace) -> int:
             print("[exo-rkllm] interrupted while loading models", file=sys.stderr, flush=True)
             return 130
         stopper.cancel()
+        progress.close()
         try:
             start.result()
         except CoreError as exc:
@@ -215,6 +256,7 @@ async def _serve(spec, cards, config, args: argparse.Namespace) -> int:
         sdnotify.notify("STOPPING=1")
         return 0
     finally:
+        progress.close()
         if watchdog is not None:
             watchdog.cancel()
         await server.close()

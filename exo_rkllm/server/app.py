@@ -19,7 +19,7 @@ from exo_rkllm.server import keys
 from exo_rkllm.server.config import ServerConfig
 from exo_rkllm.server.handlers import chat_completions, completions
 from exo_rkllm.server.middleware import make_auth_middleware, make_error_middleware
-from exo_rkllm.server.monitoring import healthcheck, list_models, metrics_route
+from exo_rkllm.server.monitoring import get_model, healthcheck, list_models, metrics_route
 
 
 def create_app(core: Any, config: ServerConfig) -> web.Application:
@@ -32,6 +32,7 @@ def create_app(core: Any, config: ServerConfig) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model_id}", get_model)
     app.router.add_get("/healthcheck", healthcheck)
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(_client_session)

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from exo_rkllm import metrics
 from exo_rkllm.server import sysfs
 from exo_rkllm.server import keys
-from exo_rkllm.server.errors import bad_request
+from exo_rkllm.server.errors import bad_request, model_not_found
 from exo_rkllm.server.routing import auto_description
 
 CLUSTER_HEADER = "X-RKLLM-Cluster"
@@ -87,6 +87,15 @@ async def _peer_models(session: aiohttp.ClientSession, peer: str, auth: str | No
             return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if data else []
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         return []
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """GET /v1/models/{id} (``client.models.retrieve``): this node's models only."""
+    model_id = request.match_info["model_id"]
+    for m in local_models(request):
+        if m["id"] == model_id:
+            return web.json_response(m)
+    raise model_not_found(model_id, list(request.app[keys.CORE].services))
 
 
 async def list_models(request: web.Request) -> web.Response:

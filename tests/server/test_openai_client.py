@@ -183,6 +183,9 @@ def test_models_list(instant_url):
     ids = [m.id for m in models.data]
     assert {"sim-instant", "sim-reasoning-instant", "auto"} <= set(ids)
     assert all(m.object == "model" and m.owned_by for m in models.data)
+    assert client(instant_url).models.retrieve("sim-reasoning-instant").id == "sim-reasoning-instant"
+    with pytest.raises(openai.NotFoundError):
+        client(instant_url).models.retrieve("gpt-4o")
 
 
 def test_auto_model_picks_quick_or_reasoning(instant_url):
