@@ -85,6 +85,8 @@ async def _main(spec, card, args: argparse.Namespace) -> int:
 
 async def _answer(svc, messages: list[dict], args: argparse.Namespace) -> str | None:
     """Stream one answer; returns its content, or None when it failed (the error is printed)."""
+    from contextlib import aclosing
+
     from exo_rkllm.core import GenerationRequest
     from exo_rkllm.server.errors import APIError
     from exo_rkllm.server.generation import Generation
@@ -106,16 +108,17 @@ async def _answer(svc, messages: list[dict], args: argparse.Namespace) -> str | 
         gen = Generation(svc, req, splitter, StopMatcher(None))
         gen.submit()
         try:
-            async for delta in gen.deltas():
-                if delta.reasoning:
-                    sys.stderr.write(f"{DIM}{delta.reasoning}{RESET}" if tty else delta.reasoning)
-                    sys.stderr.flush()
-                if delta.content:
-                    if not content and delta.reasoning == "" and splitter.reasoning_seen:
-                        sys.stderr.write("\n")
-                    content.append(delta.content)
-                    sys.stdout.write(delta.content)
-                    sys.stdout.flush()
+            async with aclosing(gen.deltas()) as deltas:
+                async for delta in deltas:
+                    if delta.reasoning:
+                        sys.stderr.write(f"{DIM}{delta.reasoning}{RESET}" if tty else delta.reasoning)
+                        sys.stderr.flush()
+                    if delta.content:
+                        if not content and splitter.reasoning_seen:
+                            sys.stderr.write("\n")
+                        content.append(delta.content)
+                        sys.stdout.write(delta.content)
+                        sys.stdout.flush()
         finally:
             gen.cancel()
         sys.stdout.write("\n")
@@ -186,7 +189,9 @@ async def _chat(svc, history: list[dict], args: argparse.Namespace) -> int:
                 if not task.cancelled():
                     raise
                 answer = None
-                print("\n[exo-rkllm] stopped", file=sys.stderr, flush=True)
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                print("[exo-rkllm] stopped", file=sys.stderr, flush=True)
             if answer is None:
                 history.pop()
             else:

@@ -7,7 +7,6 @@ an abandoned request leaves the queue or aborts its run within a second.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 

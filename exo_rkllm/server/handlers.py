@@ -8,6 +8,7 @@ request leaves the queue or has its run aborted at once.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +47,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     params = parse_completion(await read_body(request))
     svc, model_id = resolve_service(core, params, config)
     request[keys.MODEL] = model_id
-    vocab = getattr(svc.tokenizer, "__len__", None)
-    prompt = build_text_prompt(svc.tokenizer, params.prompt, len(svc.tokenizer) if vocab else None)
+    vocab = len(svc.tokenizer) if hasattr(svc.tokenizer, "__len__") else None
+    prompt = build_text_prompt(svc.tokenizer, svc.card, params.prompt, vocab)
     out = TextFormat(model_id, params.include_usage)
     return await _generate(request, svc, params, prompt, out, "tags", config, split=False)
 
@@ -97,9 +98,10 @@ async def _generate(request: web.Request, svc: Any, params: CommonParams, prompt
 async def _collect(gen: Generation, out: Any) -> web.Response:
     reasoning: list[str] = []
     content: list[str] = []
-    async for delta in gen.deltas():
-        reasoning.append(delta.reasoning)
-        content.append(delta.content)
+    async with aclosing(gen.deltas()) as deltas:
+        async for delta in deltas:
+            reasoning.append(delta.reasoning)
+            content.append(delta.content)
     assert gen.outcome is not None
     return web.json_response(out.full("".join(reasoning), "".join(content), gen.outcome), dumps=json.dumps)
 
@@ -108,13 +110,14 @@ async def _stream(request: web.Request, gen: Generation, out: Any) -> web.Stream
     sse = SSEWriter(request)
     first = True
     try:
-        async for delta in gen.deltas():
-            chunks = out.delta_chunks(delta)
-            if first:
-                chunks = out.first_chunks() + chunks
-                first = False
-            if chunks:
-                await sse.send_raw(chunks)
+        async with aclosing(gen.deltas()) as deltas:
+            async for delta in deltas:
+                chunks = out.delta_chunks(delta)
+                if first:
+                    chunks = out.first_chunks() + chunks
+                    first = False
+                if chunks:
+                    await sse.send_raw(chunks)
         assert gen.outcome is not None
         await sse.send_raw((out.first_chunks() if first else []) + out.final_chunks(gen.outcome))
         return await sse.done()

@@ -13,6 +13,19 @@ from typing import Any
 from exo_rkllm.server.errors import APIError, bad_request
 
 
+# No tokenizer averages more characters per token than this; a prompt beyond context * this cannot fit,
+# and is refused before tokenizing (1 MiB of text blocks the event loop for about a second).
+MAX_CHARS_PER_TOKEN = 32
+
+
+def _refuse_oversized(chars: int, card: Any, param: str) -> None:
+    ctx = int(card.context_length)
+    if chars > ctx * MAX_CHARS_PER_TOKEN:
+        raise APIError(400, f"The prompt is {chars} characters, far more than model {card.id!r}'s context of "
+                            f"{ctx} tokens can hold. Shorten the conversation (drop earlier turns) or use a model "
+                            "with a longer context.", param=param, code="context_length_exceeded")
+
+
 @dataclass(frozen=True)
 class Prompt:
     ids: list[int]
@@ -47,6 +60,7 @@ def prepare_messages(messages: list[dict[str, str]], card: Any) -> list[dict[str
 def build_chat_prompt(tokenizer: Any, card: Any, messages: list[dict[str, str]]) -> Prompt:
     """Template and tokenize; a template that rejects the conversation gives a 400 with its reason."""
     msgs = prepare_messages(messages, card)
+    _refuse_oversized(sum(len(m["content"]) for m in msgs), card, "messages")
     try:
         text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     except Exception as exc:  # jinja2 TemplateError ("roles must alternate ...") and friends
@@ -69,8 +83,9 @@ def _ends_inside(text: str, start: str, end: str | None) -> bool:
     return not end or end not in tail[i:]
 
 
-def build_text_prompt(tokenizer: Any, prompt: str | list[int], vocab_size: int | None = None) -> Prompt:
+def build_text_prompt(tokenizer: Any, card: Any, prompt: str | list[int], vocab_size: int | None = None) -> Prompt:
     """Raw completion prompt: token ids pass through (range-checked), text is tokenized as is."""
+    _refuse_oversized(len(prompt) if isinstance(prompt, str) else 0, card, "prompt")
     if isinstance(prompt, list):
         if vocab_size is not None and any(t >= vocab_size for t in prompt):
             raise bad_request(f"prompt holds token ids outside the model's vocabulary (size {vocab_size}).",

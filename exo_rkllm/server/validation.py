@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from exo_rkllm.server.errors import APIError, bad_request
+from exo_rkllm.server.errors import bad_request
 from exo_rkllm.server.reasoning import FORMAT_ALIASES
 
 MAX_STOPS = 4

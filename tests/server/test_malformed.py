@@ -111,6 +111,13 @@ def test_huge_body_is_413(instant_url):
     assert "limit" in body["error"]["message"] and body["error"]["code"] == "request_too_large"
 
 
+def test_prompt_far_beyond_context_is_refused_before_tokenizing(instant_url):
+    # under the body limit, but 4096 tokens cannot hold it: a 400, not a second of blocked event loop
+    status, _, body = post(instant_url, chat(messages=[{"role": "user", "content": "word " * 180_000}]))
+    assert status == 400 and body["error"]["code"] == "context_length_exceeded"
+    assert "characters" in body["error"]["message"]
+
+
 def test_unknown_route_and_method(instant_url):
     status, _, body = post(instant_url, b"{}", path="/v1/embeddings")
     assert status == 404 and "/v1/chat/completions" in body["error"]["message"]
