@@ -9,6 +9,7 @@ reached the client. This module validates the user's input and renders ``templat
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import shutil
 import subprocess
@@ -216,12 +217,16 @@ def render_http(settings: BalancerSettings) -> str:
         f"    server {node} max_fails={settings.max_fails} fail_timeout={fail}s;" for node in settings.nodes
     )
     access_log = "off" if settings.access_log == "off" else f"{settings.access_log} exo_rkllm_upstream"
-    upstream_header = (
-        "    # --upstream-header: which node(s) nginx tried, for debugging (reveals internal addresses).\n"
-        "    add_header X-RKLLM-Upstream $upstream_addr always;\n"
-        if settings.upstream_header
-        else ""
-    )
+    headers = [
+        "# Tell any further proxy in front of this one not to buffer the stream either.",
+        "add_header X-Accel-Buffering no always;",
+    ]
+    if settings.upstream_header:
+        headers += [
+            "# --upstream-header: which node(s) nginx tried, for debugging (reveals internal addresses).",
+            "add_header X-RKLLM-Upstream $upstream_addr always;",
+        ]
+    response_headers = "\n".join("    " + line for line in headers)
     return _template().substitute(
         node_count=len(settings.nodes),
         upstream_name=UPSTREAM_NAME,
@@ -230,7 +235,10 @@ def render_http(settings: BalancerSettings) -> str:
         listen=str(settings.listen),
         access_log=access_log,
         client_max_body_size=settings.client_max_body_size,
-        upstream_header=upstream_header,
+        response_headers=response_headers,
+        # add_header in a location replaces the inherited ones, so the error location repeats them
+        response_headers_inner="\n".join("    " + line for line in response_headers.splitlines()),
+        retry_after=max(1, math.ceil(settings.fail_timeout_s)),
         connect_timeout=_seconds(settings.connect_timeout_s),
         send_timeout=_seconds(settings.send_timeout_s),
         read_timeout=_seconds(settings.read_timeout_s),

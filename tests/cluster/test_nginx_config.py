@@ -109,7 +109,7 @@ def test_check_reports_nginx_rejection(tmp_path, nginx_bin):
 
 
 def test_balancer_answers_its_health_route_and_fails_fast_with_every_node_down(nginx_bin, tmp_path):
-    """No node is running: nginx still answers /balancer/health itself, and an API call gets a prompt 502."""
+    """No node is running: nginx answers /balancer/health itself, and an API call gets a prompt 503."""
     dead = [Node(f"dead{i}", ["sim-instant"], tmp_path, port=free_port()) for i in range(3)]
     balancer = Balancer(dead, tmp_path / "nginx", nginx_bin, extra_args=["--client-max-body-size", "1k"])
     balancer.start()
@@ -121,8 +121,9 @@ def test_balancer_answers_its_health_route_and_fails_fast_with_every_node_down(n
         assert health["nodes"] == [node.address for node in dead]
         # refused connections are skipped at once; a hang would hit the client timeout and fail here
         status, body, headers = http_get(balancer.url + "/v1/models", timeout=20)
-        assert status == 502
+        assert status == 503, "no node available is reported like a full queue, so clients back off"
         assert json.loads(body)["error"]["code"] == "no_node_available"
+        assert int(headers["Retry-After"]) > 0
         # every node was tried once before giving up
         tried = headers["X-RKLLM-Upstream"]
         assert all(node.address in tried for node in dead), tried
