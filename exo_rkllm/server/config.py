@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_PORT = 52415          # exo's ChatGPT API port: clients and the nginx config expect it
 DEFAULT_HOST = "127.0.0.1"    # safe default; a node in a rack is started with --host 0.0.0.0 (and --api-key)
@@ -24,7 +24,6 @@ class ServerConfig:
     cluster_header: bool = False                # honour X-RKLLM-Cluster on /v1/models (peer union)
     cluster_timeout_s: float = 2.0
     simulated: bool = False
-    extra: dict = field(default_factory=dict)
 
     @staticmethod
     def api_key_from_env() -> str | None:

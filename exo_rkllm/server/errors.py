@@ -79,6 +79,9 @@ def from_core_error(exc: Exception) -> APIError:
         return APIError(503, text, code="runtime_unavailable")
     if isinstance(exc, core_errors.WorkerCrashedError):
         return APIError(500, text, code="worker_crashed")
+    invalid_cls = getattr(core_errors, "InvalidRequestError", None)
+    if invalid_cls is not None and isinstance(exc, invalid_cls):
+        return APIError(400, text, code="invalid_request")
     timeout_cls = getattr(core_errors, "RequestTimeoutError", None)
     if timeout_cls is not None and isinstance(exc, timeout_cls):
         return APIError(504, text, code="request_timeout")

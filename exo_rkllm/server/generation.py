@@ -116,7 +116,8 @@ class Generation:
             return Outcome("stop", prompt_tokens, self._tokens, self._reasoning_tokens)
         reason = getattr(info, "reason", "stop")
         if reason == "timeout":
-            raise timeout_error(self.request.timeout_s)
+            err = getattr(info, "error", None)
+            raise from_core_error(err) if hasattr(err, "message") else timeout_error(self.request.timeout_s)
         if reason == "error":
             err = getattr(info, "error", None)
             if err is not None and hasattr(err, "message"):
