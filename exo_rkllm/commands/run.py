@@ -109,15 +109,17 @@ async def _answer(svc, messages: list[dict], args: argparse.Namespace) -> str | 
         gen.submit()
         try:
             async with aclosing(gen.deltas()) as deltas:
-                async for delta in deltas:
-                    if delta.reasoning:
-                        sys.stderr.write(f"{DIM}{delta.reasoning}{RESET}" if tty else delta.reasoning)
+                async for batch in deltas:
+                    thought = "".join(d.reasoning for d in batch)
+                    answer = "".join(d.content for d in batch)
+                    if thought:
+                        sys.stderr.write(f"{DIM}{thought}{RESET}" if tty else thought)
                         sys.stderr.flush()
-                    if delta.content:
+                    if answer:
                         if not content and splitter.reasoning_seen:
                             sys.stderr.write("\n")
-                        content.append(delta.content)
-                        sys.stdout.write(delta.content)
+                        content.append(answer)
+                        sys.stdout.write(answer)
                         sys.stdout.flush()
         finally:
             gen.cancel()

@@ -60,8 +60,12 @@ class Generation:
         if self.stream is not None:
             self.stream.cancel()
 
-    async def deltas(self) -> AsyncIterator[Delta]:
-        """Text per batch of pieces the core had ready (never empty deltas)."""
+    async def deltas(self) -> AsyncIterator[list[Delta]]:
+        """Per batch of pieces the core had ready: one non-empty Delta per piece that completed text.
+
+        Every token stays its own delta (its own SSE event: clients and proxies see a stream), while
+        the caller writes a whole batch in one socket write.
+        """
         from exo_rkllm.core.errors import CoreError
 
         stream = self.stream
@@ -73,16 +77,19 @@ class Generation:
                     raise from_core_error(exc) from None
                 if not batch:
                     break
-                delta = Delta()
+                out: list[Delta] = []
                 for piece in batch:
                     self._tokens += 1
                     if self.splitter.in_reasoning:
                         self._reasoning_tokens += 1
+                    delta = Delta()
                     self._route(self.splitter.feed(piece.text), delta)
+                    if delta:
+                        out.append(delta)
                     if self.stops.matched is not None:
                         break
-                if delta:
-                    yield delta
+                if out:
+                    yield out
                 if self.stops.matched is not None:
                     self._stopped = True
                     stream.cancel()  # free the NPU now: the rest would be thrown away
@@ -92,7 +99,7 @@ class Generation:
                 self._route(self.splitter.flush(), tail)
                 tail.content += self.stops.flush()
             if tail:
-                yield tail
+                yield [tail]
             self.outcome = self._finish()
         finally:
             stream.cancel()  # no-op when finished; aborts the run when the consumer went away

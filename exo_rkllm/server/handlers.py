@@ -99,9 +99,10 @@ async def _collect(gen: Generation, out: Any) -> web.Response:
     reasoning: list[str] = []
     content: list[str] = []
     async with aclosing(gen.deltas()) as deltas:
-        async for delta in deltas:
-            reasoning.append(delta.reasoning)
-            content.append(delta.content)
+        async for batch in deltas:
+            for delta in batch:
+                reasoning.append(delta.reasoning)
+                content.append(delta.content)
     assert gen.outcome is not None
     return web.json_response(out.full("".join(reasoning), "".join(content), gen.outcome), dumps=json.dumps)
 
@@ -111,8 +112,8 @@ async def _stream(request: web.Request, gen: Generation, out: Any) -> web.Stream
     first = True
     try:
         async with aclosing(gen.deltas()) as deltas:
-            async for delta in deltas:
-                chunks = out.delta_chunks(delta)
+            async for batch in deltas:
+                chunks = [chunk for delta in batch for chunk in out.delta_chunks(delta)]
                 if first:
                     chunks = out.first_chunks() + chunks
                     first = False
