@@ -110,7 +110,12 @@ def load_progress_printer(stream=None) -> LoadProgress:
 
 def resolve_cards(model_ids: list[str] | None, simulate: bool, models_dir: str | None) -> list:
     """Cards for the requested ids (UnknownModelError lists the known ones)."""
+    import os
+
     from exo_rkllm.catalog import get_card
+
+    if models_dir:  # the core's model store reads the same setting
+        os.environ["EXO_RKLLM_MODELS_DIR"] = str(models_dir)
 
     ids = model_ids or (list(SIM_DEFAULT_MODELS) if simulate else [])
     if not ids:
@@ -166,6 +171,27 @@ def quiet_transformers() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Can we listen there? Checked before loading models; the real bind happens after them."""
+    import socket
+
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve --host {host}: {exc.strerror}"
+    for family, kind, proto, _, addr in infos[:1]:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(addr)
+            except OSError as exc:
+                return (f"cannot listen on {host}:{port}: {exc.strerror or exc}. Pick another --port or stop "
+                        "whatever holds it")
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -195,6 +221,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           reasoning_budget=args.reasoning_budget, auto_model=args.auto_model,
                           auto_keywords=tuple(args.auto_reasoning_keyword or ()),
                           cluster_header=args.cluster_header, simulated=spec.is_simulated)
+    problem = _port_problem(config.host, config.port)
+    if problem:  # before a model load that can take a minute on a board
+        return error(problem)
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         print(f"[exo-rkllm] warning: listening on {config.host} without --api-key: anyone who can reach this "
               "port can use the models", file=sys.stderr, flush=True)

@@ -111,3 +111,14 @@ def test_run_interactive_chat_keeps_the_conversation():
 def test_run_bad_input(argv):
     p = subprocess.run(CLI + argv, capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "error" in p.stderr
+
+
+def test_serve_on_a_busy_port_fails_before_loading_models():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        p = subprocess.run(CLI + ["serve", "--simulate", "--model", "sim-instant", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and f"127.0.0.1:{port}" in p.stderr and "--port" in p.stderr
+    assert "loading" not in p.stderr
