@@ -165,9 +165,13 @@ class Doctor:
             return
         version = rkllm.runtime_version_of(path)
         try:
-            rkllm.load_library(path)
+            lib = rkllm.load_library(path)
         except rkllm.RKLLMError as exc:
             self.add("FAIL", "runtime", f"{path}: {exc}", "install librkllmrt.so 1.2.3 for aarch64")
+            return
+        if hasattr(lib, "rkllm_sim_version_banner"):  # exported only by exo-rkllm's simulator
+            self.add("FAIL", "runtime", f"{path} is exo-rkllm's simulator, not Rockchip's runtime (no NPU)",
+                     "install Rockchip's librkllmrt.so 1.2.3; to check the simulator, run `exo-rkllm doctor --simulate`")
             return
         self._lib_file = Path(path)
         if version is None:

@@ -110,3 +110,13 @@ def test_tokenizer_from_a_local_directory(tmp_path):
     card = ModelCard(id="local", pretty_name="n", family="f", file="f.rkllm",
                      tokenizer=str(tok_dir), context_length=1, memory_mb=1)
     assert load_tokenizer(card).encode("hello world") == [0, 1]
+
+
+def test_sim_tokenizer_loads_through_the_catalog(tmp_path):
+    sim = pytest.importorskip("exo_rkllm.sim")
+    try:
+        sim.sim_tokenizer_dir("chat")
+    except Exception as exc:
+        pytest.skip(f"simulator tokenizers not shipped yet: {exc}")
+    tok = load_tokenizer(get_card("sim-reasoning-instant", tmp_path))
+    assert tok.convert_tokens_to_ids("<think>") == 259

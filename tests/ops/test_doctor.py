@@ -95,3 +95,13 @@ def test_smoke_model_must_match_mode(tmp_path):
     code, out, _ = run_cmd("doctor", ["doctor", "--simulate", "--model", "qwen3-4b", "--sysfs-root", str(tmp_path),
                                       "--models-dir", str(tmp_path / "m")])
     assert code == 1 and "qwen3-4b is a real model; drop --simulate" in out
+
+
+def test_simulator_library_is_never_taken_for_the_real_runtime(tmp_path):
+    sim = pytest.importorskip("exo_rkllm.sim")
+    lib = sim.build_simulator()
+    root = make_board(tmp_path / "b", pinned=True)
+    lines = by_name(Doctor(root=root, models_dir=tmp_path / "m", lib_path=str(lib), dmesg=lambda: "").run())
+    assert lines["runtime"].status == "FAIL" and "simulator" in lines["runtime"].detail
+    assert lines["smoke test"].status == "SKIP"
+
