@@ -35,7 +35,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     params = parse_chat(await read_body(request))
     svc, model_id = resolve_service(core, params, config)
     request[keys.MODEL] = model_id
-    prompt = build_chat_prompt(svc.tokenizer, svc.card, params.messages)
+    prompt = build_chat_prompt(svc.tokenizer, svc.card, params.messages, params.template_kwargs)
     fmt = _reasoning_format(params, config)
     reasoning_field = bool(getattr(svc.card, "reasoning", False)) and fmt == "separate"
     out = ChatFormat(model_id, params.include_usage, reasoning_field)
@@ -126,7 +126,10 @@ async def _stream(request: web.Request, gen: Generation, out: Any) -> web.Stream
         if not sse.started:
             raise  # nothing sent yet: the real status code (a balancer may retry elsewhere)
         request[keys.STATUS] = exc.status
-        await sse.send_error(exc.body())
+        try:
+            await sse.send_error(exc.body())
+        except ConnectionError:
+            request[keys.STATUS] = 499
         assert sse.response is not None
         return sse.response
     except (ConnectionResetError, ConnectionError):

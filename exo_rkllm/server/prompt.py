@@ -57,12 +57,14 @@ def prepare_messages(messages: list[dict[str, str]], card: Any) -> list[dict[str
     return out
 
 
-def build_chat_prompt(tokenizer: Any, card: Any, messages: list[dict[str, str]]) -> Prompt:
+def build_chat_prompt(tokenizer: Any, card: Any, messages: list[dict[str, str]],
+                      template_kwargs: dict[str, Any] | None = None) -> Prompt:
     """Template and tokenize; a template that rejects the conversation gives a 400 with its reason."""
     msgs = prepare_messages(messages, card)
     _refuse_oversized(sum(len(m["content"]) for m in msgs), card, "messages")
     try:
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
+                                             **(template_kwargs or {}))
     except Exception as exc:  # jinja2 TemplateError ("roles must alternate ...") and friends
         raise bad_request(f"The chat template of model {card.id!r} rejected these messages: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "

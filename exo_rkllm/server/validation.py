@@ -40,6 +40,7 @@ class CommonParams:
 @dataclass
 class ChatParams(CommonParams):
     messages: list[dict[str, str]] = field(default_factory=list)
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -267,9 +268,26 @@ def parse_messages(messages: Any) -> list[dict[str, str]]:
     return out
 
 
+def _template_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    """vLLM-style ``chat_template_kwargs`` (e.g. Qwen3's {"enable_thinking": false}): simple values only."""
+    kw = body.get("chat_template_kwargs")
+    if kw is None:
+        return {}
+    if not isinstance(kw, dict) or len(kw) > 16:
+        raise bad_request("chat_template_kwargs must be an object of at most 16 entries, such as "
+                          '{"enable_thinking": false}.', param="chat_template_kwargs")
+    for k, v in kw.items():
+        if not k.isidentifier() or k in ("messages", "tokenize", "add_generation_prompt", "tools", "documents"):
+            raise bad_request(f"chat_template_kwargs key {k[:40]!r} is not allowed.", param="chat_template_kwargs")
+        if not isinstance(v, (bool, int, float, str)) or (isinstance(v, str) and len(v) > 1000):
+            raise bad_request(f"chat_template_kwargs[{k!r}] must be a boolean, number or short string.",
+                              param="chat_template_kwargs")
+    return dict(kw)
+
+
 def parse_chat(body: dict[str, Any]) -> ChatParams:
     messages = parse_messages(body.get("messages"))
-    return _common(body, ChatParams, {"messages": messages})
+    return _common(body, ChatParams, {"messages": messages, "template_kwargs": _template_kwargs(body)})
 
 
 def parse_completion(body: dict[str, Any]) -> CompletionParams:

@@ -76,6 +76,9 @@ CASES = {
     "bad reasoning_effort": chat(reasoning_effort="extreme"),
     "negative reasoning budget": chat(reasoning_budget=-5),
     "seed string": chat(seed="abc"),
+    "template kwargs not object": chat(chat_template_kwargs="x"),
+    "template kwargs reserved key": chat(chat_template_kwargs={"tokenize": True}),
+    "template kwargs nested value": chat(chat_template_kwargs={"enable_thinking": {"a": 1}}),
     "deep nesting": b'{"model": "sim-instant", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
 }
 

@@ -214,6 +214,12 @@ def test_auto_model_picks_quick_or_reasoning(instant_url):
     assert {ch.model for ch in chunks} == {"sim-reasoning-instant"}
 
 
+def test_chat_template_kwargs_are_accepted(instant_url):
+    r = client(instant_url).chat.completions.create(model="sim-instant", messages=HELLO,
+                                                    extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    assert r.choices[0].message.content
+
+
 def test_seed_is_accepted(instant_url):
     a = full_reply(instant_url, seed=42, temperature=0.7)
     assert a == full_reply(instant_url, seed=42, temperature=0.7)
