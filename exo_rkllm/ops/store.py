@@ -172,6 +172,11 @@ class ModelStore:
                              f"Check the network and the repo; run the pull again to resume") from None
         if not got.is_file():
             raise StoreError(f"{card.id}: the download reported {got} but no such file exists; run the pull again")
+        if got.is_symlink():  # older huggingface_hub links local_dir files into its cache: keep a real copy
+            real_copy = got.with_name(got.name + ".copy")
+            shutil.copyfile(got.resolve(), real_copy)
+            got.unlink()
+            os.replace(real_copy, got)
         expected = card.sha256
         if expected is None:
             lookup = sha256_lookup if sha256_lookup is not None else _hub_sha256

@@ -190,3 +190,20 @@ def test_card_files_are_found_in_the_models_dir_the_card_came_from(tmp_path, mon
     card = get_card("qwen3-0.6b", tmp_path / "x")
     assert ModelStore().model_file(card) == tmp_path / "x" / "qwen3-0.6b" / card.file
     assert ModelStore(tmp_path / "y").model_file(card) == tmp_path / "y" / "qwen3-0.6b" / card.file
+
+
+def test_a_download_symlinked_into_a_cache_becomes_a_real_file(tmp_path):
+    """Older huggingface_hub versions symlink local_dir files into the HF cache (unreadable for the service)."""
+    cache_blob = tmp_path / "hf-cache" / "blob"
+    cache_blob.parent.mkdir()
+    cache_blob.write_bytes(PAYLOAD)
+
+    def linking_download(*, repo_id, filename, local_dir):
+        link = Path(local_dir) / filename
+        link.symlink_to(cache_blob)
+        return str(link)
+
+    store = ModelStore(tmp_path / "m")
+    path = store.pull(small_card(), download=linking_download, snapshot=FakeHub().snapshot,
+                      sha256_lookup=lambda c: None, log=lambda m: None)
+    assert not path.is_symlink() and path.read_bytes() == PAYLOAD and cache_blob.read_bytes() == PAYLOAD
