@@ -59,7 +59,14 @@ class TokenizerUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelCard:
-    """One model: everything the serving layers need to load and drive it."""
+    """One model: everything the serving layers need to load and drive it.
+
+    ``memory_mb``/``decode_tok_s``/``ttft_ms_128``: Rockchip's RK3588 1.2.3 benchmark (w8a8, 128-token prompt);
+    ``delivery``: "stream" (token by token) or "cached" (whole reply at once; never for reasoning models);
+    ``request_timeout_s``: longest a whole generation may run; ``idle_timeout_s``: a request whose consumer
+    stops reading for this long is ended, freeing the NPU; ``sampling``: load-time sampling (RKLLM 1.2.3 fixes
+    it at rkllm_init); ``model_path``: imported entries only, the file reused in place.
+    """
 
     id: str
     pretty_name: str
