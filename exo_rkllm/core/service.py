@@ -186,7 +186,7 @@ class ModelService:
 
     def _expire(self, stream: RequestStream, timeout: float) -> None:
         err = RequestTimeoutError(
-            f"The request to '{self.model_id}' did not finish within {timeout:.0f} s (queue wait included).",
+            f"The request to '{self.model_id}' did not finish within {timeout:g} s (queue wait included).",
             "Ask for fewer tokens (max_tokens), lower the reasoning budget, or raise the model's request timeout.")
         self._stop_stream(stream, FinishInfo("timeout", prompt_tokens=len(stream.request.prompt_ids), error=err))
 

@@ -103,10 +103,10 @@ class Runner:
             add_perf(res)
             # Reasoning budget: the thought ran too long. The run is paused (KV kept); feed the closing
             # tag ourselves so the model moves on to its answer instead of timing out.
-            while state["budget_hit"] and not self.aborted and not state["capped"]:
+            close = opts.get("close_think") or []
+            while state["budget_hit"] and close and not self.aborted and not state["capped"]:
                 state["budget_hit"] = False
                 state["in_think"] = False
-                close = opts.get("close_think") or []
                 for token_id, text in close:
                     state["count"] += 1
                     self.send(token_frame(run_id, token_id, text))

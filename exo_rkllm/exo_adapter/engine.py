@@ -58,6 +58,7 @@ class RKLLMInferenceEngine(InferenceEngine):
         self._service = None
         self._card = None
         self._requests: dict[str, _ExoRequest] = {}
+        self._finished: dict[str, None] = {}  # ids that ended recently (insertion-ordered, bounded)
         self._reaper: asyncio.Task | None = None
         cap = os.environ.get(MAX_TOKENS_ENV)
         self.max_generate_tokens = int(cap) if cap and cap.isdigit() else None
@@ -143,6 +144,8 @@ class RKLLMInferenceEngine(InferenceEngine):
         await self.ensure_shard(shard)
         req = self._requests.get(request_id)
         if req is None:
+            if request_id in self._finished:  # exo asked again after the end: never start a new run from it
+                return np.array([[self.tokenizer.eos_token_id]], dtype=np.int64), inference_state
             req = await self._start(request_id, input_data)
         # else: input_data is the token exo sampled from our last output, fed back; the runtime has it.
         token = await self._next_token(request_id, req)
@@ -166,47 +169,53 @@ class RKLLMInferenceEngine(InferenceEngine):
         return req
 
     async def _next_token(self, request_id: str, req: _ExoRequest) -> int:
-        eos = self.tokenizer.eos_token_id
-        if req.ended:
-            return eos
-        n_vocab = len(self.tokenizer)
+        """The next token for exo; EOS once the run ended and everything was handed out."""
+        if not req.pending and not req.ended:
+            await self._pull(req)
+        if req.pending:
+            return req.pending.pop(0)
+        self._forget(request_id)
+        return self.tokenizer.eos_token_id
+
+    async def _pull(self, req: _ExoRequest) -> None:
+        n_vocab, eos = len(self.tokenizer), self.tokenizer.eos_token_id
+        stream = req.stream
         req.pulling = True
         try:
-            while not req.pending:
-                if req.stream.finish is not None and req.stream.done:
-                    break
-                await req.stream.wait()
+            while not req.pending and not stream.done:
+                await stream.wait()
                 try:
-                    pieces = req.stream.take()
-                except Exception as exc:  # the run failed mid-stream: say so in-band, then end
-                    self._end(request_id)
-                    return await self._report_error(req, exc)
+                    pieces = stream.take()
+                except Exception as exc:  # the run failed mid-stream
+                    self._fail(req, exc)
+                    return
                 # Ids outside the tokenizer's vocabulary never reach exo (it would render them as text).
                 req.pending.extend(p.token_id for p in pieces if 0 <= p.token_id < n_vocab and p.token_id != eos)
         finally:
             req.pulling = False
             req.last_pull = time.monotonic()
-        if req.pending:
-            return req.pending.pop(0)
-        finish = req.stream.finish
-        self._end(request_id)
-        if finish is not None and finish.error is not None and finish.reason in ("error", "timeout"):
-            return await self._report_error(req, finish.error)
-        return eos
+        if stream.done:
+            req.ended = True
+            fin = stream.finish
+            if not req.pending and fin.error is not None and fin.reason in ("error", "timeout"):
+                self._fail(req, fin.error)
 
-    async def _report_error(self, req: _ExoRequest, exc: BaseException) -> int:
-        """exo's API has no error channel mid-stream: put the error in the reply's text, then end it."""
+    def _fail(self, req: _ExoRequest, exc: Exception) -> None:
+        """exo's API has no error channel mid-stream: the error becomes the reply's last words."""
         log.error("request failed: %s", exc)
+        req.ended = True
+        req.stream.cancel()
         if req.stream.first_token_at is None:  # nothing streamed yet: exo's API answers with an error
             raise exc
         req.pending = list(self.tokenizer.encode(f"\n\n[exo-rkllm error: {exc}]", add_special_tokens=False))
-        req.ended = False
-        return req.pending.pop(0) if req.pending else self.tokenizer.eos_token_id
 
-    def _end(self, request_id: str) -> None:
+    def _forget(self, request_id: str) -> None:
         req = self._requests.pop(request_id, None)
         if req is not None:
             req.stream.cancel()
+            self._finished[request_id] = None
+            while len(self._finished) > 1024:
+                self._finished.pop(next(iter(self._finished)))
 
     # -- lifecycle: exo never says a request ended ---------------------------------------------------
     def _preempt_abandoned(self) -> None:
@@ -215,7 +224,7 @@ class RKLLMInferenceEngine(InferenceEngine):
         for rid, req in list(self._requests.items()):
             if not req.pulling and now - req.last_pull > PREEMPT_IDLE_S:
                 log.info("request %s: exo stopped asking for tokens; ending its run for a new request", rid)
-                self._end(rid)
+                self._forget(rid)
 
     async def _reap_idle_loop(self) -> None:
         while True:
@@ -227,5 +236,5 @@ class RKLLMInferenceEngine(InferenceEngine):
             for rid, req in list(self._requests.items()):
                 if not req.pulling and now - req.last_pull > card.idle_timeout_s:
                     log.info("request %s: idle for %.0f s; ending its run", rid, card.idle_timeout_s)
-                    self._end(rid)
+                    self._forget(rid)
 
