@@ -138,20 +138,20 @@ class ServingCore:
             self.on_load_progress(model_id, what)
 
     def _domain_ids(self) -> dict[str, int]:
-        if len(self.cards) < 2:
-            return {}
-        try:
-            from exo_rkllm.ops.memory import assign_domain_ids
-        except ImportError:
-            return {card.id: i for i, card in enumerate(self.cards)}
-        return assign_domain_ids(self.cards)
+        """Several resident models each need their own NPU memory domain."""
+        from exo_rkllm.ops.memory import assign_domain_ids
+
+        return assign_domain_ids(self.cards) if len(self.cards) > 1 else {}
 
     def _check_fits(self, card) -> None:
+        """Refuse before loading a model the board cannot hold (models load one after another)."""
+        from exo_rkllm.ops.memory import InsufficientMemoryError, check_fits
+
         try:
-            from exo_rkllm.ops.memory import check_fits
-        except ImportError:
-            return
-        check_fits(card)
+            check_fits(card)
+        except InsufficientMemoryError as exc:
+            message, _, fix = str(exc).partition(" Fix: ")
+            raise RuntimeUnavailableError(message + ".", fix or "Use a smaller model.") from None
 
     def service(self, model_id: str) -> ModelService:
         try:

@@ -71,6 +71,7 @@ class ModelService:
         self.think_end_id: int | None = None
         self.close_think: list[tuple[int, str]] = []
         self.restarts = 0
+        self._typical_run_s = 1.0  # moving average of how long a run holds the NPU
         self.load_seconds: float | None = None
         self._m = {name: getattr(metrics, name).labels(model=self.model_id) for name in (
             "QUEUE_DEPTH", "QUEUE_LIMIT", "RUNNING", "TTFT", "TOKEN_LATENCY", "TOKENS_PER_SECOND",
@@ -176,9 +177,8 @@ class ModelService:
             raise SamplingMismatchError(self.model_id, differs, self.loaded_sampling)
 
     def _retry_after(self) -> float:
-        """A rough wait: the queue's length times this model's typical request time."""
-        per_request = max(1.0, self.card.max_new_tokens / max(getattr(self.card, "decode_tok_s", 0) or 10.0, 1.0) / 4)
-        return min(60.0, per_request * max(1, len(self._queue)))
+        """A wait worth suggesting: the queue's length times the recent request duration (at least 1 s)."""
+        return max(1.0, min(60.0, self._typical_run_s * (len(self._queue) + 1)))
 
     # -- cancel and timeout --------------------------------------------------------------------------
     def _cancel_stream(self, stream: RequestStream) -> None:
@@ -380,6 +380,7 @@ class ModelService:
                                       generate_ms=perf.get("generate_ms", 0.0), oov_tokens=run.oov))
 
     def _end_run(self, run: _Run, info: FinishInfo) -> None:
+        self._typical_run_s = 0.8 * self._typical_run_s + 0.2 * (time.monotonic() - run.started)
         self._m["COMPLETION_TOKENS"].inc(len(run.generated))
         if run.oov:
             self._m["OOV_TOKENS"].inc(run.oov)
