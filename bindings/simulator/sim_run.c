@@ -246,6 +246,31 @@ static int context_has_tools(const sim_tokvec *ctx)
     return 0;
 }
 
+/*
+ * A caller that closed the thought early (a reasoning budget feeds "\n</think>\n\n" into a paused run)
+ * gets the answer next, as a real model would give it, not a second thought. Returns the plan position
+ * to resume at, or 0 when the context's tail does not fit that case.
+ */
+static size_t resume_after_closed_thought(const sim_model *m, const sim_tokvec *ctx, size_t gen,
+                                          const row_state *r)
+{
+    size_t c = ctx->n, p = r->plan.n;
+    while (c > gen && ctx->v[c - 1] != m->think_end_id)
+        c--;
+    while (p > 0 && r->plan.v[p - 1] != m->think_end_id)
+        p--;
+    if (c == gen || p == 0)
+        return 0;
+    for (; c < ctx->n; c++) { /* what followed the closing tag must be what the plan says next */
+        if (ctx->v[c] >= SIM_VOCAB_SIZE)
+            continue;
+        if (p >= r->plan.n || r->plan.v[p] != ctx->v[c])
+            return 0;
+        p++;
+    }
+    return p;
+}
+
 static void make_plan(sim_handle *h, const sim_tokvec *ctx, const char *lora, row_state *r)
 {
     const sim_model *m = &h->model;
@@ -370,8 +395,11 @@ static void make_plan(sim_handle *h, const sim_tokvec *ctx, const char *lora, ro
         }
         while (r->is_long && matched >= r->plan.n)
             long_extend(r);
-        if (matched >= r->plan.n || r->plan.v[matched] != id)
-            return; /* the tail is not ours: start the reply from the beginning */
+        if (matched >= r->plan.n || r->plan.v[matched] != id) {
+            /* The tail is not ours: an early-closed thought resumes at the answer, else start over. */
+            r->pos = resume_after_closed_thought(m, ctx, gen, r);
+            return;
+        }
         matched++;
     }
     r->pos = matched;

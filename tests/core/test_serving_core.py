@@ -311,7 +311,8 @@ def test_reasoning_budget_closes_the_thought_and_the_answer_follows(sim_spec, re
     assert len(thought) < len(free_thought)  # cut short
     ids_before_end = [p.token_id for p in budget_pieces].index(svc.think_end_id)
     assert ids_before_end <= 6  # 5 thought tokens, then the fed "\n" before the closing tag
-    assert answer.strip()  # the answer still comes
+    assert answer.strip() == free_answer.strip()  # the answer still comes, and only the answer
+    assert end not in answer
 
 
 def test_out_of_vocabulary_ids_never_become_text(sim_spec, chat_card, monkeypatch):

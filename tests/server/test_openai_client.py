@@ -154,11 +154,6 @@ def test_reasoning_budget_reaches_the_core_and_cuts_the_thought(instant_url, fie
     assert cut.content  # text follows the fed closing tag
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator bug (bindings/simulator/sim_run.c plans replies from the whole context): after the core feeds "
-    "'\\n</think>\\n\\n' at the budget, the simulated R1 model thinks again and emits a second </think>, "
-    "so the answer carries a replayed thought. A real model answers. Remove this mark once the simulator "
-    "skips thinking when the think block is already closed."))
 def test_reasoning_budget_closes_the_thought_and_answers(instant_url):
     r = client(instant_url).chat.completions.create(model="sim-reasoning-instant", messages=HELLO,
                                                     extra_body={"reasoning_budget": 3})
