@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from exo_rkllm.server.config import ServerConfig
 from exo_rkllm.server import keys
+from exo_rkllm.server.config import ServerConfig
 from exo_rkllm.server.errors import APIError, bad_request
 from exo_rkllm.server.formats import ChatFormat, TextFormat
 from exo_rkllm.server.generation import Generation
@@ -24,6 +24,7 @@ from exo_rkllm.server.routing import resolve_service
 from exo_rkllm.server.sse import SSEWriter
 from exo_rkllm.server.stops import StopMatcher
 from exo_rkllm.server.validation import CommonParams, parse_chat, parse_completion, parse_json_body
+
 
 async def read_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()  # client_max_size -> 413 (turned into an error body by the middleware)

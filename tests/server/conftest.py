@@ -89,7 +89,7 @@ def client(url: str, **kw: Any) -> openai.OpenAI:
                          timeout=kw.pop("timeout", 60), **kw)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def instant() -> LiveCore:
     """Zero-delay chat and reasoning models, a deep queue (concurrency tests)."""
     live = LiveCore([get_card("sim-instant"), get_card("sim-reasoning-instant")], queue_depth=64)
@@ -97,12 +97,12 @@ def instant() -> LiveCore:
     live.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def instant_url(instant: LiveCore) -> str:
     return instant.serve()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slow() -> LiveCore:
     """The chat simulator at Rockchip's Qwen2.5-1.5B pace (61 ms/token), queue depth 1: runs last long
     enough to queue behind, disconnect from and time out."""
@@ -113,6 +113,6 @@ def slow() -> LiveCore:
     live.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slow_url(slow: LiveCore) -> str:
     return slow.serve()
