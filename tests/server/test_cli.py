@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 
+import openai
 import pytest
 
 from tests.server.conftest import client
@@ -24,10 +25,10 @@ def env_without_runtime(tmp_path) -> dict[str, str]:
     return env
 
 
-def test_serve_without_runtime_exits_nonzero_with_where_and_how(tmp_path):
-    for extra in ([], ["--model", "qwen2.5-1.5b-instruct"]):
-        p = subprocess.run(CLI + ["serve", "--port", "0", *extra], capture_output=True, text=True, timeout=60,
-                           env=env_without_runtime(tmp_path))
+def test_serve_and_run_without_runtime_exit_nonzero_with_where_and_how(tmp_path):
+    for argv in (["serve", "--port", "0"], ["serve", "--port", "0", "--model", "qwen2.5-1.5b-instruct"],
+                 ["run", "qwen2.5-1.5b-instruct", "hello"]):
+        p = subprocess.run(CLI + argv, capture_output=True, text=True, timeout=60, env=env_without_runtime(tmp_path))
         assert p.returncode != 0
         err = p.stderr
         assert "RKLLM runtime" in err and "--simulate" in err, err
@@ -41,8 +42,9 @@ def test_serve_simulated_end_to_end_sd_notify_and_sigterm(tmp_path):
     notify.bind(sock_path)
     notify.settimeout(30)
     env = {**env_without_runtime(tmp_path), "NOTIFY_SOCKET": sock_path,
-           "WATCHDOG_USEC": "200000"}
-    proc = subprocess.Popen(CLI + ["serve", "--simulate", "--port", "0", "--model", "sim-instant"],
+           "WATCHDOG_USEC": "200000", "EXO_RKLLM_API_KEY": "env-key"}
+    proc = subprocess.Popen(CLI + ["serve", "--simulate", "--port", "0", "--model", "sim-instant",
+                                   "--temperature", "0.2", "--top-p", "0.9"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
@@ -59,8 +61,15 @@ def test_serve_simulated_end_to_end_sd_notify_and_sigterm(tmp_path):
         assert url, out
         assert "SIMULATED RUNTIME — no NPU" in out
         assert "sim-instant" in out  # load progress names the model
-        r = client(url).chat.completions.create(model="sim-instant", messages=[{"role": "user", "content": "hi"}])
+        hi = [{"role": "user", "content": "hi"}]
+        with pytest.raises(openai.AuthenticationError):  # the key came from $EXO_RKLLM_API_KEY
+            client(url).chat.completions.create(model="sim-instant", messages=hi)
+        c = client(url, api_key="env-key")
+        r = c.chat.completions.create(model="sim-instant", messages=hi, temperature=0.2, top_p=0.9)
         assert "simulated assistant" in r.choices[0].message.content
+        with pytest.raises(openai.BadRequestError) as e:  # the card's 0.7 is not what --temperature loaded
+            c.chat.completions.create(model="sim-instant", messages=hi, temperature=0.7)
+        assert "temperature=0.2" in e.value.message
         messages = []
         while not any(m.startswith("WATCHDOG=1") for m in messages):
             messages.append(notify.recv(4096).decode())
