@@ -248,6 +248,8 @@ def load_tokenizer(card: ModelCard):
         raise TokenizerUnavailableError(
             f"tokenizer for {card.id!r} not found: directory {loc} does not exist; "
             f"fix the card's tokenizer path or run `exo-rkllm models pull {card.id}`")
+    # Only tokenizers are used: transformers' "PyTorch was not found" advice is noise here.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers import AutoTokenizer
 
     try:
