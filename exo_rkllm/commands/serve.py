@@ -288,5 +288,6 @@ async def _serve(spec, cards, config, args: argparse.Namespace) -> int:
         progress.close()
         if watchdog is not None:
             watchdog.cancel()
-        await server.close()
+        await server.drain()  # first: requests in flight end now (error event / 503), not after minutes
         await core.close()
+        await server.close()

@@ -7,6 +7,7 @@ an abandoned request leaves the queue or aborts its run within a second.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ def create_app(core: Any, config: ServerConfig) -> web.Application:
     app[keys.CORE] = core
     app[keys.CONFIG] = config
     app[keys.STARTED_AT] = time.time()
+    app[keys.ACTIVE] = set()
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", list_models)
@@ -57,7 +59,9 @@ class NodeServer:
 
     async def start(self) -> int:
         app = create_app(self.core, self.config)
-        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # shutdown_timeout: on SIGTERM the core is closed first, which ends every stream at once; what is
+        # left is a few writes, not minute-long generations (systemd's stop timeout is 30 s).
+        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port, reuse_address=True)
         await site.start()
@@ -74,6 +78,19 @@ class NodeServer:
         elif ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    async def drain(self, timeout: float = 3.0) -> None:
+        """Shutting down: end every generation in flight now, so each client gets its error (a 503 body or
+        an error event then ``[DONE]``) instead of a cut connection; nginx retries what had not started."""
+        if self.runner is None:
+            return
+        active = self.runner.app[keys.ACTIVE]
+        for gen in list(active):
+            gen.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while active and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self.runner is not None:

@@ -131,9 +131,9 @@ class Generation:
                 raise from_core_error(err)
             raise APIError(500, f"The generation failed: {err or 'unknown runtime error'}. Retry; if it "
                                 "persists, check the node's log and `exo-rkllm doctor`.", code="runtime_error")
-        if reason == "abort":
-            raise APIError(503, "The generation was aborted by the node (shutting down or the model is "
-                                "reloading). Retry the request.", code="aborted")
+        if reason == "abort":  # not ours (a stop string sets _stopped): the node is shutting down
+            raise APIError(503, "The node stopped this generation: it is shutting down. Retry the request "
+                                "(on another node behind a balancer).", code="shutting_down")
         completion = max(int(getattr(info, "completion_tokens", 0) or 0), self._tokens)
         prompt_tokens = int(getattr(info, "prompt_tokens", 0) or prompt_tokens)
         return Outcome("length" if reason == "length" else "stop", prompt_tokens, completion,

@@ -88,11 +88,14 @@ async def _generate(request: web.Request, svc: Any, params: CommonParams, prompt
                                  opened_by_template=prompt.think_opened, fmt=fmt)
     gen = Generation(svc, greq, splitter, StopMatcher(params.stop))
     gen.submit()
+    active = request.app[keys.ACTIVE]
+    active.add(gen)
     try:
         if params.stream:
             return await _stream(request, gen, out)
         return await _collect(gen, out)
     finally:
+        active.discard(gen)
         gen.cancel()
 
 

@@ -131,3 +131,52 @@ def test_serve_on_a_busy_port_fails_before_loading_models():
                            capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and f"127.0.0.1:{port}" in p.stderr and "--port" in p.stderr
     assert "loading" not in p.stderr
+
+
+def test_sigterm_ends_requests_in_flight_with_their_error_not_a_cut_connection(tmp_path):
+    import json
+    import threading
+    import urllib.request
+
+    env = {**env_without_runtime(tmp_path), "RKLLM_SIM_LOAD_MS": "0"}
+    proc = subprocess.Popen(CLI + ["serve", "--simulate", "--port", "0", "--model", "sim-qwen2.5-1.5b"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        while url is None:
+            line = proc.stderr.readline()
+            assert line, "serve exited before listening"
+            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            url = m.group(1) if m else None
+        results: dict[str, object] = {}
+
+        def call(name: str, stream: bool) -> None:
+            body = {"model": "sim-qwen2.5-1.5b", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            req = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    results[name] = (resp.status, resp.read().decode())
+            except urllib.error.HTTPError as exc:
+                results[name] = (exc.code, exc.read().decode())
+
+        streaming = threading.Thread(target=call, args=("streaming", True))
+        streaming.start()
+        time.sleep(1.0)  # it is generating (61 ms per token)
+        queued = threading.Thread(target=call, args=("queued", False))
+        queued.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        streaming.join(30)
+        queued.join(30)
+        assert proc.wait(timeout=30) == 0
+        status, text = results["streaming"]
+        events = [e for e in text.split("\n\n") if e]
+        assert status == 200 and events[-1] == "data: [DONE]"
+        assert json.loads(events[-2][6:])["error"]["code"] == "shutting_down"
+        status, text = results["queued"]
+        assert status == 503 and json.loads(text)["error"]["message"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
