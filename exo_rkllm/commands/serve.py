@@ -63,6 +63,8 @@ def register(sub) -> None:
     p.add_argument("--auto-reasoning-keyword", action="append", default=None, metavar="WORD",
                    help="the auto model also picks the reasoning model when the last user message contains WORD "
                         "(repeatable)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
+                   help="log verbosity on stderr (info: one line per request; warning: problems only)")
     p.add_argument("--cluster-header", action="store_true",
                    help="honour X-RKLLM-Cluster: host:port,... on /v1/models (the union over those peers; set by "
                         "the nginx config)")
@@ -204,6 +206,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problem = _check_args(args)
     if problem:
         return error(problem)
+    import logging
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:  # the runtime first: on a machine without one, that is the news (not a missing --model)
         spec = runtime_spec(args.simulate, args.lib)
     except CoreError as exc:

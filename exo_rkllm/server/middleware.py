@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from exo_rkllm.server import keys
 from exo_rkllm.server.errors import APIError
 
 log = logging.getLogger("exo_rkllm.server")
+access_log = logging.getLogger("exo_rkllm.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/healthcheck"})
 
@@ -52,6 +54,7 @@ def make_error_middleware() -> Callable:
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = 500
+        started = time.monotonic()
         try:
             resp = await handler(request)
             status = request.get(keys.STATUS, resp.status)
@@ -78,6 +81,9 @@ def make_error_middleware() -> Callable:
             return APIError(500, "Internal error in the exo-rkllm node (logged with its traceback). Retry; "
                                  "if it persists, report the node's log.", code="internal_error").response()
         finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %s %s %.3fs %s", request.remote, request.method, request.path, status,
+                                time.monotonic() - started, request.get(keys.MODEL, "-"))
             route = _route_label(request)
             if route.startswith("/v1/") or route == "unmatched":
                 metrics.REQUESTS.labels(model=request.get(keys.MODEL, ""), route=route, status=str(status)).inc()
