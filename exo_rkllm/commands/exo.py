@@ -1,4 +1,4 @@
-"""`exo-rkllm exo [--simulate] [exo options]`: run legacy exo with the RKLLM engine registered."""
+"""`exo-rkllm exo [--simulate] [--api-host HOST] [exo options]`: run legacy exo with the RKLLM engine registered."""
 
 from __future__ import annotations
 
@@ -14,14 +14,41 @@ EXO_INSTALL_HINT = ("exo is not installed. It is not on PyPI; install the legacy
 def register(sub) -> None:
     p = sub.add_parser("exo", help="run exo (legacy v0.0.15-alpha) with the RKLLM engine registered",
                        description="Everything after `exo` goes to exo itself, except --simulate, which serves the "
-                                   "simulated models on the simulated runtime (no board, no download).")
+                                   "simulated models on the simulated runtime (no board, no download), and "
+                                   "--api-host, the address exo's ChatGPT API binds (exo itself always binds 0.0.0.0).")
     p.add_argument("--simulate", action="store_true", help="use the simulated runtime (no NPU)")
+    p.add_argument("--api-host", metavar="HOST", help="bind exo's ChatGPT API here, e.g. 127.0.0.1 (default 0.0.0.0)")
     p.set_defaults(func=lambda args: run_exo(sys.argv[2:]))
+
+
+def _take_api_host(argv: list[str]) -> tuple[str | None, list[str]] | str:
+    """Remove --api-host HOST / --api-host=HOST from exo's arguments; an error message if HOST is missing."""
+    host, rest, i = None, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--api-host":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return "--api-host needs an address, e.g. --api-host 127.0.0.1"
+            host, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--api-host="):
+            host = arg.split("=", 1)[1]
+            if not host:
+                return "--api-host needs an address, e.g. --api-host=127.0.0.1"
+        else:
+            rest.append(arg)
+        i += 1
+    return host, rest
 
 
 def run_exo(argv: list[str]) -> int:
     simulated = "--simulate" in argv
     argv = [a for a in argv if a != "--simulate"]
+    taken = _take_api_host(argv)
+    if isinstance(taken, str):
+        print(f"exo-rkllm: {taken}", file=sys.stderr)
+        return 2
+    api_host, argv = taken
     if importlib.util.find_spec("exo") is None or importlib.util.find_spec("exo.main") is None:
         print(f"exo-rkllm: {EXO_INSTALL_HINT}", file=sys.stderr)
         return 2
@@ -37,4 +64,4 @@ def run_exo(argv: list[str]) -> int:
               f"({spec.library})", file=sys.stderr)
     from exo_rkllm.exo_adapter.launcher import run
 
-    return run(argv, simulated)
+    return run(argv, simulated, api_host=api_host)

@@ -114,6 +114,9 @@ class RKLLMInferenceEngine(InferenceEngine):
         for req in self._requests.values():
             req.stream.cancel()
         self._requests.clear()
+        if self._reaper is not None and self._reaper is not asyncio.current_task():
+            self._reaper.cancel()
+        self._reaper = None
         if self._core is not None:
             await self._core.close()
         self._core = self._service = None

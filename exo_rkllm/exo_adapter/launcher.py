@@ -1,21 +1,30 @@
 """Run legacy exo (v0.0.15-alpha) with the RKLLM engine registered, without forking exo.
 
 exo builds its engine while ``exo.main`` is being imported, so everything here happens before that
-import: the engine joins exo's registry, the catalog joins exo's model cards, and exo's habit of
-swapping any non-MLX engine for tinygrad on every peer change is switched off for this engine.
+import: the engine joins exo's registry, the catalog joins exo's model cards, exo's habit of
+swapping any non-MLX engine for tinygrad on every peer change is switched off for this engine, the
+node reports the RK3588 board instead of probing GPUs through tinygrad (which fails on these boards),
+and exo's SIGTERM/SIGINT shutdown first stops the engine's runtime workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
 
+from exo_rkllm.exo_adapter.api_fixes import install_api_fixes
+from exo_rkllm.exo_adapter.device import node_capabilities
 from exo_rkllm.exo_adapter.engine import MAX_TOKENS_ENV, SIMULATE_ENV, RKLLMInferenceEngine
 from exo_rkllm.exo_adapter.registration import ENGINE_CLASS_NAME, build_model_cards, build_pretty_names
 
 ENGINE_NAME = "rkllm"
 DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 DEFAULT_SIM_MODEL = "sim-qwen2.5-1.5b"
+SHUTDOWN_GRACE_S = 15.0  # the runtime workers get this long to release the model on exit
+
+log = logging.getLogger("exo_rkllm.exo")
 
 
 def register_with_exo(simulated: bool) -> None:
@@ -23,6 +32,7 @@ def register_with_exo(simulated: bool) -> None:
     import exo.inference.inference_engine as engines
     import exo.models as models
     import exo.orchestration.node as node_module
+    import exo.topology.device_capabilities as devices
 
     engines.inference_engine_classes[ENGINE_NAME] = ENGINE_CLASS_NAME
     original = engines.get_inference_engine
@@ -50,12 +60,59 @@ def register_with_exo(simulated: bool) -> None:
 
         async def select_best_inference_engine(self):
             if isinstance(self.inference_engine, RKLLMInferenceEngine):
-                return  # never swapped for tinygrad: this board runs RKLLM
+                # Peers still learn what this node runs, but the engine is never swapped for tinygrad.
+                await self.broadcast_supported_engines([ENGINE_NAME])
+                return
             return await select(self)
 
         node_cls.get_supported_inference_engines = get_supported_inference_engines
         node_cls.select_best_inference_engine = select_best_inference_engine
         node_cls._rkllm_patched = True
+
+    if not getattr(node_module.device_capabilities, "_rkllm", False):
+        async def device_capabilities():
+            return devices.DeviceCapabilities(**node_capabilities(simulated))
+
+        device_capabilities._rkllm = True
+        devices.device_capabilities = device_capabilities
+        node_module.device_capabilities = device_capabilities
+    _stop_engine_on_shutdown()
+    install_api_fixes({card["repo"][ENGINE_CLASS_NAME] for card in models.model_cards.values()
+                       if ENGINE_CLASS_NAME in card.get("repo", {})})
+
+
+def _stop_engine_on_shutdown() -> None:
+    """exo's signal handler cancels every task and never tells the engine: release the model first."""
+    import exo.helpers as helpers
+
+    original = helpers.shutdown
+    if getattr(original, "_rkllm", False):
+        return
+
+    async def shutdown(signal, loop, server):
+        engine = getattr(getattr(server, "node", None), "inference_engine", None)
+        if isinstance(engine, RKLLMInferenceEngine):
+            try:
+                await asyncio.wait_for(engine.close(), SHUTDOWN_GRACE_S)
+            except Exception as exc:  # exo's own shutdown must still run
+                log.error("stopping the RKLLM engine failed: %s", exc)
+        await original(signal, loop, server)
+
+    shutdown._rkllm = True
+    helpers.shutdown = shutdown
+
+
+def bind_api_host(host: str) -> None:
+    """exo's ChatGPT API always binds 0.0.0.0; bind it to `host` instead (e.g. 127.0.0.1)."""
+    from exo.api.chatgpt_api import ChatGPTAPI
+
+    original = getattr(ChatGPTAPI.run, "_rkllm_original", ChatGPTAPI.run)
+
+    async def run(self, host: str = host, port: int = 52415):
+        return await original(self, host, port)
+
+    run._rkllm_original = original
+    ChatGPTAPI.run = run
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -77,15 +134,20 @@ def exo_argv(argv: list[str], simulated: bool) -> list[str]:
     return out
 
 
-def run(argv: list[str], simulated: bool) -> int:
+def run(argv: list[str], simulated: bool, api_host: str | None = None) -> int:
     """Register, then hand control to exo's main (blocks until exo exits)."""
     os.environ[SIMULATE_ENV] = "1" if simulated else "0"
     cap = _option(argv, "--max-generate-tokens")
     if cap:
         os.environ[MAX_TOKENS_ENV] = cap
     register_with_exo(simulated)
+    if api_host:
+        bind_api_host(api_host)
     sys.argv = ["exo"] + exo_argv(argv, simulated)
     import exo.main
 
-    exo.main.run()
+    try:
+        exo.main.run()
+    except asyncio.CancelledError:  # exo's shutdown cancels its own main task: that is a clean exit
+        pass
     return 0

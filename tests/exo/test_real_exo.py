@@ -1,45 +1,128 @@
-"""Against real legacy exo (v0.0.15-alpha), when it is installed.
+"""Against real legacy exo (v0.0.15-alpha), when it is installed: exo's own Node, registry and ChatGPT API.
 
-exo is not on PyPI and pulls a heavy dependency set (tinygrad, grpcio, opencv), so the default install
-and CI do not have it. To run these locally: make a virtual environment, `pip install -e '.[exo,test]'`
-(exo @ git+https://github.com/exo-explore/exo@v0.0.15-alpha), then run pytest tests/exo.
+exo is not on PyPI and its setup.py pins tinygrad from git, so the default install and CI do not have it.
+docs/exo.md ("Running the real-exo tests") explains how to build a virtual environment with it; then
+`python -m pytest tests/exo` runs these instead of skipping them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("exo") is None,
-                                reason="real exo (legacy v0.0.15-alpha) is not installed; see this module's docstring")
+                                reason="real exo (legacy v0.0.15-alpha) is not installed; see docs/exo.md")
+
+WORKER_MODULE = "exo_rkllm.core.worker_main"
 
 
-def test_registration_patches_exos_registries():
-    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+@pytest.fixture()
+def exo_registered():
     from exo_rkllm.exo_adapter.launcher import register_with_exo
 
     register_with_exo(simulated=True)
+
+
+def _node(engine, discovery=None):
+    """A real exo Node around the engine, with exo's own ring partitioning (not started: no sockets)."""
+    from exo.orchestration.node import Node
+    from exo.topology.ring_memory_weighted_partitioning_strategy import RingMemoryWeightedPartitioningStrategy
+
+    return Node("board-a", None, engine, discovery, None,
+                partitioning_strategy=RingMemoryWeightedPartitioningStrategy(), max_generate_tokens=10000)
+
+
+def test_registration_patches_exos_registries(exo_registered):
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+
     import exo.inference.inference_engine as engines
     import exo.models as models
-    from exo.orchestration.node import Node
 
     engine = engines.get_inference_engine("rkllm", None)
     assert isinstance(engine, RKLLMInferenceEngine) and isinstance(engine, engines.InferenceEngine)
-    shard = models.build_base_shard("sim-instant", "RKLLMInferenceEngine")
+    assert engines.inference_engine_classes["rkllm"] == type(engine).__name__
+    # exo's model cards and its API look models up by the engine's class name.
+    class_name = type(engine).__name__
+    assert models.model_cards["sim-instant"]["repo"][class_name]
+    shard = models.build_base_shard("sim-instant", class_name)
     assert shard is not None and shard.model_id == "sim-instant"
+    assert shard.n_layers == models.model_cards["sim-instant"]["layers"]
+    assert models.build_base_shard("sim-instant", "TinygradDynamicShardInferenceEngine") is None
+    assert "sim-instant" in models.get_supported_models([["rkllm"]])
     assert models.get_pretty_name("sim-instant")
-    node = Node.__new__(Node)
-    node.inference_engine = engine
-    assert node.get_supported_inference_engines() == ["rkllm"]
+    with pytest.raises(ValueError):  # exo's other engines are still exo's
+        engines.get_inference_engine("no-such-engine", None)
 
+
+def test_peer_change_does_not_swap_the_engine_for_tinygrad(exo_registered):
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+
+    engine = RKLLMInferenceEngine(None)
+    node = _node(engine)
+    assert node.get_supported_inference_engines() == ["rkllm"]
+    # What exo does after a peer joins: another node broadcast its engines, then it re-selects.
+    node.topology_inference_engines_pool.append(["tinygrad"])
+    asyncio.run(node.select_best_inference_engine())
+    assert node.inference_engine is engine
+
+
+def test_the_node_reports_the_board_not_a_tinygrad_device(exo_registered):
+    import exo.orchestration.node as node_module
+
+    caps = asyncio.run(node_module.device_capabilities())
+    assert "RK3588" in caps.chip and "simulat" in caps.chip
+    assert caps.memory > 0  # exo's ring partitioning weighs nodes by memory
+
+
+def test_a_partial_shard_from_exos_ring_is_refused_with_the_reason(exo_registered):
+    from exo.inference.shard import Shard
+    from exo.topology.device_capabilities import DeviceCapabilities, DeviceFlops
+    from exo.topology.topology import Topology
+
+    from exo_rkllm.exo_adapter.engine import PartialShardError, RKLLMInferenceEngine
+
+    engine = RKLLMInferenceEngine(None)
+    node = _node(engine)
+    flops = DeviceFlops(fp32=0, fp16=0, int8=0)
+    topology = Topology()
+    topology.update_node("board-a", DeviceCapabilities(model="a", chip="a", memory=16000, flops=flops))
+    topology.update_node("board-b", DeviceCapabilities(model="b", chip="b", memory=8000, flops=flops))
+    node.topology = topology
+    base = Shard("sim-instant", 0, 0, 28)
+    shard = node.get_current_shard(base)
+    assert shard.is_first_layer() and not shard.is_last_layer()  # exo split the layers between the boards
+
+    with pytest.raises(PartialShardError) as err:
+        asyncio.run(node._process_prompt(base, "<|im_start|>user\nHello<|im_end|>\n", "ring-request"))
+    assert "cannot be split by layer" in str(err.value) and "nginx" in str(err.value)
+
+
+def test_exo_is_imported_only_by_the_adapter():
+    root = Path(__file__).resolve().parents[2] / "exo_rkllm"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "exo_adapter" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            s = line.strip()
+            if s.startswith(("import exo.", "from exo.", "from exo import")) or s in ("import exo",):
+                offenders.append(f"{path.relative_to(root.parent)}: {s}")
+    assert not offenders
+
+
+# -- a real `exo-rkllm exo --simulate` node, loopback only --------------------------------------------
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -47,28 +130,122 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_exo_simulate_serves_chat_completions(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, HOME=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--disable-tui",
-                             "--chatgpt-api-port", str(port), "--discovery-module", "manual",
-                             "--discovery-config-path", str(tmp_path / "none.json"),
-                             "--node-port", str(_free_port())],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                out.append((int(entry), f.read().replace(b"\0", b" ").decode(errors="replace")))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return WORKER_MODULE.encode() in f.read()
+    except OSError:
+        return False
+
+
+def _post(url: str, payload: dict, timeout: float = 120):
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+@pytest.fixture()
+def exo_node(tmp_path):
+    """`exo-rkllm exo --simulate` as a real subprocess: manual discovery with no peers, no TUI, loopback only."""
+    api_port, node_port = _free_port(), _free_port()
+    node_id = "rkllm-test-node"
+    config = tmp_path / "topology.json"
+    config.write_text(json.dumps({"peers": {node_id: {
+        "address": "127.0.0.1", "port": node_port,
+        "device_capabilities": {"model": "test", "chip": "test", "memory": 0,
+                                "flops": {"fp32": 0, "fp16": 0, "int8": 0}}}}}))
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=cache,  # reuse the built simulator
+               EXO_HOME=str(tmp_path / "exo-home"), PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "exo.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--api-host", "127.0.0.1",
+                             "--disable-tui", "--node-id", node_id, "--node-host", "127.0.0.1",
+                             "--node-port", str(node_port), "--chatgpt-api-port", str(api_port),
+                             "--discovery-module", "manual", "--discovery-config-path", str(config),
+                             "--default-model", "sim-instant", "--max-generate-tokens", "200"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{api_port}"
+
+    def output() -> str:
+        return log_path.read_text(errors="replace")[-4000:]
+
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2)
+                urllib.request.urlopen(f"{base}/healthcheck", timeout=2)
                 break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-3000:]
-                time.sleep(0.5)
-        body = json.dumps({"model": "sim-instant", "messages": [{"role": "user", "content": "Hello"}]}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
-        reply = json.load(urllib.request.urlopen(req, timeout=120))
-        assert reply["choices"][0]["message"]["content"].strip()
+                assert proc.poll() is None, output()
+                assert time.monotonic() < deadline, "exo did not start:\n" + output()
+                time.sleep(0.3)
+        yield proc, base, output
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
+    proc, base, output = exo_node
+    messages = [{"role": "user", "content": "Hello"}]
+
+    reply = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": messages}))
+    text = reply["choices"][0]["message"]["content"]
+    assert text.strip() and "<|im_end|>" not in text
+    assert reply["choices"][0]["finish_reason"] == "stop"  # the engine ended the run with the model's EOS
+
+    # Streaming: exo sends one SSE chunk per token; the chunks rebuild the same reply.
+    chunks, finish = [], None
+    with _post(f"{base}/v1/chat/completions",
+               {"model": "sim-instant", "messages": messages, "stream": True}) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        for raw in resp:
+            line = raw.decode().strip()
+            if not line.startswith("data: "):
+                continue
+            choice = json.loads(line[6:])["choices"][0]
+            chunks.append(choice["delta"].get("content", ""))
+            finish = choice.get("finish_reason") or finish
+    assert len(chunks) > 3 and "".join(chunks) == text and finish == "stop"
+
+    # The next turn of the same conversation is answered too (the engine reuses its KV cache for it).
+    turn2 = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": "And then?"}]
+    reply2 = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": turn2}))
+    assert reply2["choices"][0]["message"]["content"].strip()
+
+    workers = [pid for pid, cmd in _children(proc.pid) if WORKER_MODULE in cmd]
+    assert workers, "the engine's runtime worker should be a child of the exo node"
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, output()
+    deadline = time.monotonic() + 15
+    while any(_alive_worker(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive_worker(pid)], "runtime worker outlived the exo node"
+    assert "Traceback" not in output()
+
+
+def test_exo_rkllm_exo_without_an_api_host_value_is_a_clear_error():
+    proc = subprocess.run([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--api-host"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--api-host needs an address" in proc.stderr
