@@ -123,6 +123,7 @@ class ModelService:
 
     async def close(self) -> None:
         self._closed = True
+        run = self._current  # cancelling the scheduler clears _current: keep the run to end its stream
         if self._scheduler is not None:
             self._scheduler.cancel()
             try:
@@ -133,10 +134,14 @@ class ModelService:
         for stream in list(self._queue):
             stream._finish(FinishInfo("error", error=closing))
         self._queue.clear()
-        if self._current is not None:
-            run = self._current
-            self._abort_run(run, "abort")
-            self._end_run(run, FinishInfo("abort", prompt_tokens=len(run.stream.request.prompt_ids)))
+        if run is not None and run.stream.finish is None:
+            if self._worker is not None and self._worker.alive:
+                try:
+                    self._worker.send(("abort", run.run_id))
+                except OSError:
+                    pass
+            self._end_run(run, FinishInfo("abort", prompt_tokens=len(run.stream.request.prompt_ids),
+                                          completion_tokens=len(run.generated), error=closing))
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

@@ -65,6 +65,8 @@ def build_chat_prompt(tokenizer: Any, card: Any, messages: list[dict[str, str]],
     try:
         text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
                                              **(template_kwargs or {}))
+    except ImportError:  # a broken install (jinja2 missing) is the server's fault, not the client's
+        raise
     except Exception as exc:  # jinja2 TemplateError ("roles must alternate ...") and friends
         raise bad_request(f"The chat template of model {card.id!r} rejected these messages: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "

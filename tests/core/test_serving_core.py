@@ -403,3 +403,23 @@ def test_runtime_and_model_kinds_never_mix(sim_spec, chat_card):
     with pytest.raises(RuntimeUnavailableError) as err2:
         run(ServingCore(board, [chat_card], check_memory=False).start())
     assert "--simulate" in err2.value.fix
+
+
+def test_closing_the_core_ends_a_stream_in_flight(sim_spec, chat_card, monkeypatch):
+    monkeypatch.setenv("RKLLM_SIM_DECODE_MS", "50")
+
+    async def main():
+        core = await started(sim_spec, chat_card)
+        svc = core.service(chat_card.id)
+        stream = svc.submit(GenerationRequest("inflight", chat_ids(svc, HELLO), max_new_tokens=500))
+        queued = svc.submit(GenerationRequest("queued", chat_ids(svc, HELLO)))
+        await stream.next_batch()
+        await core.close()
+        # The consumer is not left waiting forever: both streams end.
+        await asyncio.wait_for(stream.wait_finished(), 5)
+        await asyncio.wait_for(queued.wait_finished(), 5)
+        return stream.finish, queued.finish, svc.worker_pid
+
+    fin, queued_fin, pid = run(main())
+    assert fin.reason == "abort" and "shutting down" in fin.error.message
+    assert queued_fin.reason == "error" and pid is None
