@@ -36,14 +36,17 @@ class RuntimeSpec:
         """Rockchip's librkllmrt.so 1.2.3; refuses the simulator and wrong versions with the fix."""
         import rkllm
 
+        fix = ("On an RK3588 board install librkllmrt.so 1.2.3 (docs/deployment.md; `exo-rkllm doctor` checks it) "
+               "or pass --lib / set RKLLM_LIB_PATH to it. To try exo-rkllm without a board, add --simulate "
+               "(simulated runtime, no NPU).")
         try:
             lib = rkllm.load_library(lib_path)
+        except rkllm.LibraryNotFoundError as exc:
+            where = "".join(f"\n  {p}" for p in exc.tried)
+            raise RuntimeUnavailableError(f"No RKLLM runtime (librkllmrt.so 1.2.3) found. Looked at:{where}",
+                                          fix) from None
         except rkllm.RKLLMError as exc:
-            raise RuntimeUnavailableError(
-                f"No usable RKLLM runtime: {exc}",
-                "On an RK3588 board install librkllmrt.so 1.2.3 (see docs/deployment.md) or point "
-                "RKLLM_LIB_PATH at it. To try exo-rkllm without a board, add --simulate (simulated runtime, "
-                "no NPU).") from None
+            raise RuntimeUnavailableError(f"No usable RKLLM runtime: {exc}", fix) from None
         path = str(getattr(lib, "_name", lib_path or ""))
         try:
             if SIM_MARKER in Path(path).read_bytes():
