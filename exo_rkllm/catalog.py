@@ -31,6 +31,7 @@ _KNOWN_KEYS = set(_REQUIRED) | {
     "hf_repo", "layers", "toolkit_version", "reasoning", "think_start", "think_end", "delivery",
     "max_new_tokens", "request_timeout_s", "idle_timeout_s", "sampling", "simulated", "sim_model",
     "decode_tok_s", "ttft_ms_128", "sha256", "size_bytes", "system_prompt", "model_path", "notes",
+    "reasoning_budget",
 }
 
 
@@ -65,7 +66,9 @@ class ModelCard:
     ``delivery``: "stream" (token by token) or "cached" (whole reply at once; never for reasoning models);
     ``request_timeout_s``: longest a whole generation may run; ``idle_timeout_s``: a request whose consumer
     stops reading for this long is ended, freeing the NPU; ``sampling``: load-time sampling (RKLLM 1.2.3 fixes
-    it at rkllm_init); ``model_path``: imported entries only, the file reused in place.
+    it at rkllm_init); ``model_path``: imported entries only, the file reused in place; ``reasoning_budget``:
+    default thought length in tokens, past which the closing tag is fed so an answer always follows (kept
+    below ``max_new_tokens``, or the cap would end the reply mid-thought).
     """
 
     id: str
@@ -93,6 +96,7 @@ class ModelCard:
     sha256: str | None = None
     size_bytes: int | None = None
     system_prompt: str | None = None
+    reasoning_budget: int | None = None
     model_path: str | None = None  # user entries: an absolute path reused in place
     source: str = "builtin"          # "builtin" or the user card file's path
     models_dir: str | None = None    # the models directory this card was looked up in (its files live there)
@@ -144,6 +148,14 @@ def parse_card(data: dict[str, Any], origin: str, *, builtin: bool = False) -> M
         raise CatalogError(f"{origin}: reasoning = true needs think_start and think_end")
     if bool(data.get("simulated", False)) != bool(data.get("sim_model")):
         raise CatalogError(f"{origin}: simulated = true and sim_model go together")
+    budget = data.get("reasoning_budget")
+    if budget is not None:
+        if not reasoning:
+            raise CatalogError(f"{origin}: reasoning_budget only applies to reasoning = true models")
+        cap = data.get("max_new_tokens", 1024)
+        if not isinstance(budget, int) or not 0 < budget < cap:
+            raise CatalogError(f"{origin}: reasoning_budget must be a positive integer below max_new_tokens "
+                               f"({cap}), so an answer follows the thought; got {budget!r}")
     for key in ("context_length", "memory_mb", "max_new_tokens"):
         if key in data and (not isinstance(data[key], int) or data[key] <= 0):
             raise CatalogError(f"{origin}: {key} must be a positive integer, not {data[key]!r}")

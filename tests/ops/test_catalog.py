@@ -89,6 +89,22 @@ def test_bad_user_card_names_file_and_key(tmp_path):
         load_catalog(tmp_path)
 
 
+def test_reasoning_budget_must_leave_room_for_the_answer(tmp_path):
+    (tmp_path / "catalog").mkdir()
+    card = tmp_path / "catalog" / "r.toml"
+    head = ('id = "r"\npretty_name = "x"\nfamily = "x"\nfile = "m.rkllm"\ntokenizer = "a/b"\n'
+            'context_length = 4096\nmemory_mb = 1\nmax_new_tokens = 1024\n')
+    card.write_text(head + 'reasoning = true\nthink_start = "<think>"\nthink_end = "</think>"\nreasoning_budget = 1024\n')
+    with pytest.raises(CatalogError, match="below max_new_tokens"):
+        load_catalog(tmp_path)
+    card.write_text(head + 'reasoning_budget = 100\n')
+    with pytest.raises(CatalogError, match="reasoning = true"):
+        load_catalog(tmp_path)
+    for model_id, c in load_catalog().items():
+        if c.reasoning_budget is not None:
+            assert c.reasoning_budget < c.max_new_tokens, model_id
+
+
 def test_missing_tokenizer_names_the_pull_command(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
