@@ -87,11 +87,19 @@ def read_frequencies(root: str | Path = "/") -> dict[str, int]:
 
 
 def read_npu_load(root: str | Path = "/") -> dict[str, int]:
-    """{core id: percent} from debugfs ``NPU load:  Core0: 12%, Core1:  0%, Core2:  0%,``; {} if unreadable."""
+    """{core id: percent} from debugfs ``NPU load:  Core0: 12%, Core1:  0%, Core2:  0%,``; {} if unreadable.
+
+    Older single-core drivers print ``NPU load:  12%``: that is core "0".
+    """
     text = read_text(Path(root) / NPU_LOAD)
     if not text:
         return {}
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"Core(\d+):\s*(\d+)%", text)}
+    cores = {m.group(1): int(m.group(2)) for m in re.finditer(r"Core(\d+):\s*(\d+)%", text)}
+    if not cores:
+        single = re.search(r"NPU load:\s*(\d+)%", text)
+        if single:
+            cores = {"0": int(single.group(1))}
+    return cores
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

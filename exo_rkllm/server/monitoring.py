@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from exo_rkllm import metrics
-from exo_rkllm.server import sysfs
+from exo_rkllm.ops.board import read_frequencies, read_npu_load
 from exo_rkllm.server import keys
 from exo_rkllm.server.errors import bad_request, model_not_found
 from exo_rkllm.server.routing import auto_description
@@ -34,9 +34,9 @@ async def healthcheck(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
-    for core_id, load in sysfs.npu_load().items():
+    for core_id, load in read_npu_load().items():
         metrics.NPU_LOAD.labels(core=core_id).set(load)
-    for unit, hz in sysfs.frequencies().items():
+    for unit, hz in read_frequencies().items():
         metrics.FREQUENCY.labels(unit=unit).set(hz)
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -97,3 +97,14 @@ def test_frequency_and_load_readers_for_metrics(tmp_path):
                      "cpu_policy6": 2_352_000_000, "ddr": 2_112_000_000}
     assert read_npu_load(root) == {"0": 35, "1": 0, "2": 7}
     assert read_frequencies(tmp_path / "none") == {} and read_npu_load(tmp_path / "none") == {}
+
+
+def test_npu_load_reader_handles_multi_and_single_core_formats(tmp_path):
+    load = tmp_path / "sys/kernel/debug/rknpu/load"
+    load.parent.mkdir(parents=True)
+    load.write_text("NPU load:  Core0: 37%, Core1:  0%, Core2: 100%,\n")
+    assert read_npu_load(tmp_path) == {"0": 37, "1": 0, "2": 100}
+    load.write_text("NPU load:  12%\n")  # older single-core driver format
+    assert read_npu_load(tmp_path) == {"0": 12}
+    load.unlink()
+    assert read_npu_load(tmp_path) == {}

@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from exo_rkllm.server import sysfs
 from exo_rkllm.server.reasoning import ReasoningSplitter
 from exo_rkllm.server.stops import StopMatcher
 
@@ -58,22 +57,3 @@ def test_stop_matching_is_independent_of_token_boundaries(seed):
 def test_earliest_stop_wins():
     m = StopMatcher(["c", "ab"])
     assert m.feed("xxabc") == "xx" and m.matched == "ab"
-
-
-def test_sysfs_readers_parse_rk3588_formats(tmp_path):
-    load = tmp_path / "load"
-    load.write_text("NPU load:  Core0: 37%, Core1:  0%, Core2: 100%,\n")
-    assert sysfs.npu_load(str(load)) == {"0": 37.0, "1": 0.0, "2": 100.0}
-    load.write_text("NPU load:  12%\n")  # older single-core driver format
-    assert sysfs.npu_load(str(load)) == {"0": 12.0}
-    assert sysfs.npu_load(str(tmp_path / "absent")) == {}
-    npu = tmp_path / "class/devfreq/fdab0000.npu"
-    npu.mkdir(parents=True)
-    (npu / "cur_freq").write_text("1000000000\n")
-    dmc = tmp_path / "class/devfreq/dmc"
-    dmc.mkdir(parents=True)
-    (dmc / "cur_freq").write_text("2112000000\n")
-    big = tmp_path / "devices/system/cpu/cpufreq/policy4"
-    big.mkdir(parents=True)
-    (big / "scaling_cur_freq").write_text("2352000\n")
-    assert sysfs.frequencies(str(tmp_path)) == {"npu": 1e9, "ddr": 2.112e9, "cpu_policy4": 2.352e9}
