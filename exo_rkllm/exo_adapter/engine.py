@@ -60,28 +60,68 @@ class RKLLMInferenceEngine(InferenceEngine):
         self._requests: dict[str, _ExoRequest] = {}
         self._finished: dict[str, None] = {}  # ids that ended recently (insertion-ordered, bounded)
         self._reaper: asyncio.Task | None = None
+        self._switches_waiting = 0  # callers waiting to load another model
+        self._tokenizers: dict = {}  # model id -> tokenizer, for models not loaded right now
         cap = os.environ.get(MAX_TOKENS_ENV)
         self.max_generate_tokens = int(cap) if cap and cap.isdigit() else None
 
     # -- model -------------------------------------------------------------------------------------
+    # One model is loaded at a time. A request for another model waits until the running requests of the
+    # loaded one have ended, then the switch happens; new requests for the old model queue behind it.
+    # (exo calls ensure_shard for every token of a running request: that must never switch or block.)
+
+    def _serving(self, shard: Shard) -> bool:
+        return self.shard == shard and self._service is not None
+
+    @staticmethod
+    def _check_whole(shard: Shard) -> None:
+        if not (shard.is_first_layer() and shard.is_last_layer()):
+            raise PartialShardError(
+                f"exo assigned this RKLLM node layers {shard.start_layer}-{shard.end_layer} of "
+                f"{shard.n_layers} for '{shard.model_id}'. RKLLM models are compiled whole and cannot be "
+                "split by layer across boards. Run each board as its own exo node (or `exo-rkllm serve` "
+                "behind the nginx balancer from `exo-rkllm nginx-config`) so whole requests spread "
+                "across boards.")
+
     async def ensure_shard(self, shard: Shard) -> None:
         """Load the shard's model once; concurrent callers (exo's background preload) wait for it."""
+        self._check_whole(shard)
+        if not self._serving(shard):
+            await self._switch_to(shard)
+
+    async def _switch_to(self, shard: Shard) -> None:
+        from exo_rkllm.catalog import get_card
+
+        card = get_card(shard.model_id)  # unknown ids fail here, naming the known ones
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            if self.shard == shard and self._service is not None:
-                return
-            if not (shard.is_first_layer() and shard.is_last_layer()):
-                raise PartialShardError(
-                    f"exo assigned this RKLLM node layers {shard.start_layer}-{shard.end_layer} of "
-                    f"{shard.n_layers} for '{shard.model_id}'. RKLLM models are compiled whole and cannot be "
-                    "split by layer across boards. Run each board as its own exo node (or `exo-rkllm serve` "
-                    "behind the nginx balancer from `exo-rkllm nginx-config`) so whole requests spread "
-                    "across boards.")
-            from exo_rkllm.catalog import get_card
+        switching = not self._serving(shard)
+        self._switches_waiting += switching
+        try:
+            async with self._lock:
+                if self._serving(shard):
+                    return
+                if self._requests:
+                    log.info("model %s requested: waiting for %d running request(s) of %s to end",
+                             shard.model_id, len(self._requests), self._card.id if self._card else "?")
+                    while self._requests:
+                        self._preempt_abandoned()
+                        await asyncio.sleep(0.05)
+                await self._load(card)
+                self.shard = shard
+        finally:
+            self._switches_waiting -= switching
 
-            await self._load(get_card(shard.model_id))
-            self.shard = shard
+    def _tokenizer_for(self, shard: Shard):
+        """The model's tokenizer, without loading the model (exo tokenizes before it may switch models)."""
+        if self._card is not None and self._card.id == shard.model_id and self.tokenizer is not None:
+            return self.tokenizer
+        tok = self._tokenizers.get(shard.model_id)
+        if tok is None:
+            from exo_rkllm.catalog import get_card, load_tokenizer
+
+            tok = self._tokenizers[shard.model_id] = load_tokenizer(get_card(shard.model_id))
+        return tok
 
     async def _load(self, card) -> None:
         from exo_rkllm.core import RuntimeSpec, ServingCore
@@ -111,9 +151,8 @@ class RKLLMInferenceEngine(InferenceEngine):
 
     async def close(self) -> None:
         """Abort every run, stop the worker, forget requests."""
-        for req in self._requests.values():
-            req.stream.cancel()
-        self._requests.clear()
+        for rid in list(self._requests):
+            self._forget(rid)  # exo's later calls for these get EOS, never a new run
         if self._reaper is not None and self._reaper is not asyncio.current_task():
             self._reaper.cancel()
         self._reaper = None
@@ -123,8 +162,7 @@ class RKLLMInferenceEngine(InferenceEngine):
 
     # -- tokens ------------------------------------------------------------------------------------
     async def encode(self, shard: Shard, prompt: str) -> np.ndarray:
-        await self.ensure_shard(shard)
-        tok = self.tokenizer
+        tok = self._tokenizer_for(shard)
         ids = tok.encode(prompt, add_special_tokens=False)  # exo already applied the chat template
         bos = getattr(tok, "bos_token_id", None)
         if bos is not None and getattr(tok, "add_bos_token", False) and (not ids or ids[0] != bos):
@@ -132,25 +170,40 @@ class RKLLMInferenceEngine(InferenceEngine):
         return np.asarray(ids, dtype=np.int64)
 
     async def decode(self, shard: Shard, tokens: np.ndarray) -> str:
-        await self.ensure_shard(shard)
-        n = len(self.tokenizer)
+        tok = self._tokenizer_for(shard)
+        n = len(tok)
         ids = [int(t) for t in np.asarray(tokens).reshape(-1) if 0 <= int(t) < n]
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        return tok.decode(ids, skip_special_tokens=True)
 
     async def sample(self, x: np.ndarray, temp: float = 0.0, top_p: float = 1.0) -> np.ndarray:
         """The runtime already sampled (with the model's loaded profile): unwrap the token it produced."""
         return np.asarray(x, dtype=np.int64).reshape(-1)[-1:]
 
     # -- generation --------------------------------------------------------------------------------
+    async def infer_prompt(self, request_id: str, shard: Shard, prompt: str,
+                           inference_state: Optional[dict] = None) -> tuple[np.ndarray, Optional[dict]]:
+        """A new request: the whole templated prompt goes to the runtime; the first token comes back."""
+        self._check_whole(shard)
+        ids = await self.encode(shard, prompt)
+        if not self._serving(shard) or self._switches_waiting:
+            await self._switch_to(shard)  # queue behind a pending model switch instead of starving it
+        if request_id in self._requests:  # the same id again: the old run is over for exo
+            self._forget(request_id)
+        self._finished.pop(request_id, None)
+        req = await self._start(request_id, ids)
+        token = await self._next_token(request_id, req)
+        return np.array([[token]], dtype=np.int64), inference_state
+
     async def infer_tensor(self, request_id: str, shard: Shard, input_data: np.ndarray,
                            inference_state: Optional[dict] = None) -> tuple[np.ndarray, Optional[dict]]:
-        await self.ensure_shard(shard)
+        """The next token of a running request (input_data is the token exo sampled and fed back)."""
+        self._check_whole(shard)  # a ring's hidden states from another node land here
         req = self._requests.get(request_id)
-        if req is None:
-            if request_id in self._finished:  # exo asked again after the end: never start a new run from it
-                return np.array([[self.tokenizer.eos_token_id]], dtype=np.int64), inference_state
-            req = await self._start(request_id, input_data)
-        # else: input_data is the token exo sampled from our last output, fed back; the runtime has it.
+        if req is None:  # ended (or never started here): never start a run from a fed-back token
+            if request_id not in self._finished:
+                log.warning("request %s: exo asked for a token of a request this engine is not running",
+                            request_id)
+            return np.array([[self._tokenizer_for(shard).eos_token_id]], dtype=np.int64), inference_state
         token = await self._next_token(request_id, req)
         return np.array([[token]], dtype=np.int64), inference_state
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("exo") is None,
-                                reason="real exo (legacy v0.0.15-alpha) is not installed; see docs/exo.md")
+needs_exo = pytest.mark.skipif(importlib.util.find_spec("exo") is None,
+                               reason="real exo (legacy v0.0.15-alpha) is not installed; see docs/exo.md")
 
 WORKER_MODULE = "exo_rkllm.core.worker_main"
 
@@ -44,6 +44,7 @@ def _node(engine, discovery=None):
                 partitioning_strategy=RingMemoryWeightedPartitioningStrategy(), max_generate_tokens=10000)
 
 
+@needs_exo
 def test_registration_patches_exos_registries(exo_registered):
     from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
 
@@ -66,6 +67,7 @@ def test_registration_patches_exos_registries(exo_registered):
         engines.get_inference_engine("no-such-engine", None)
 
 
+@needs_exo
 def test_peer_change_does_not_swap_the_engine_for_tinygrad(exo_registered):
     from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
 
@@ -78,6 +80,7 @@ def test_peer_change_does_not_swap_the_engine_for_tinygrad(exo_registered):
     assert node.inference_engine is engine
 
 
+@needs_exo
 def test_the_node_reports_the_board_not_a_tinygrad_device(exo_registered):
     import exo.orchestration.node as node_module
 
@@ -86,6 +89,7 @@ def test_the_node_reports_the_board_not_a_tinygrad_device(exo_registered):
     assert caps.memory > 0  # exo's ring partitioning weighs nodes by memory
 
 
+@needs_exo
 def test_a_partial_shard_from_exos_ring_is_refused_with_the_reason(exo_registered):
     from exo.inference.shard import Shard
     from exo.topology.device_capabilities import DeviceCapabilities, DeviceFlops
@@ -107,6 +111,65 @@ def test_a_partial_shard_from_exos_ring_is_refused_with_the_reason(exo_registere
     with pytest.raises(PartialShardError) as err:
         asyncio.run(node._process_prompt(base, "<|im_start|>user\nHello<|im_end|>\n", "ring-request"))
     assert "cannot be split by layer" in str(err.value) and "nginx" in str(err.value)
+
+
+@needs_exo
+def test_requests_for_two_models_at_once_both_complete(exo_registered, monkeypatch):
+    """exo's Node on one board, two users on different models: the switch waits for the running reply."""
+    monkeypatch.setenv("RKLLM_SIM_DECODE_MS", "5")  # long enough for the second request to arrive mid-reply
+    from exo.models import build_base_shard
+    from exo.topology.device_capabilities import DeviceCapabilities, DeviceFlops
+
+    from exo_rkllm.catalog import get_card, load_tokenizer
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+
+    def prompt(model: str) -> str:
+        return load_tokenizer(get_card(model)).apply_chat_template(
+            [{"role": "user", "content": "Hello"}], tokenize=False, add_generation_prompt=True)
+
+    async def main():
+        engine = RKLLMInferenceEngine(None)
+        node = _node(engine)
+        node.topology.update_node("board-a", DeviceCapabilities(model="a", chip="a", memory=8000,
+                                                                 flops=DeviceFlops(fp32=0, fp16=0, int8=0)))
+        tokens: dict[str, list[int]] = {}
+        finished: dict[str, asyncio.Event] = {r: asyncio.Event() for r in ("a", "b", "a-alone", "b-alone")}
+
+        def on_token(request_id, new_tokens, is_finished):
+            tokens.setdefault(request_id, []).extend(new_tokens)
+            if is_finished:
+                finished[request_id].set()
+
+        node.on_token.register("test").on_next(on_token)
+        shard_a = build_base_shard("sim-instant", "RKLLMInferenceEngine")
+        shard_b = build_base_shard("sim-reasoning-instant", "RKLLMInferenceEngine")
+        await node.process_prompt(shard_a, prompt("sim-instant"), "a")
+        await node.process_prompt(shard_b, prompt("sim-reasoning-instant"), "b")  # while "a" is still streaming
+        await asyncio.wait_for(asyncio.gather(finished["a"].wait(), finished["b"].wait()), 120)
+        for rid, shard, model in (("a-alone", shard_a, "sim-instant"), ("b-alone", shard_b, "sim-reasoning-instant")):
+            await node.process_prompt(shard, prompt(model), rid)
+            await asyncio.wait_for(finished[rid].wait(), 120)
+        eos = engine.tokenizer.eos_token_id
+        await engine.close()
+        return tokens, eos
+
+    tokens, eos = asyncio.run(main())
+    assert tokens["a"][-1] == eos and tokens["b"][-1] == eos
+    assert tokens["a"] == tokens["a-alone"] and tokens["b"] == tokens["b-alone"]  # nothing cut short or mixed
+
+
+def test_stream_chunks_carry_whole_characters():
+    """exo streams one token per chunk; a character split over tokens must not arrive as U+FFFD pieces."""
+    from exo_rkllm.catalog import get_card, load_tokenizer
+    from exo_rkllm.exo_adapter.api_fixes import StreamDetokenizer
+
+    tok = load_tokenizer(get_card("sim-instant"))  # byte-level: the emoji is four tokens
+    text = "Hi \U0001f642 \u4f60\u597d!"
+    ids = tok.encode(text, add_special_tokens=False)
+    detok = StreamDetokenizer(tok.decode)
+    chunks = [detok.push([i], final=n == len(ids) - 1) for n, i in enumerate(ids)]
+    assert "".join(chunks) == text
+    assert "\ufffd" not in "".join(chunks) and "\U0001f642" in chunks
 
 
 def test_exo_is_imported_only_by_the_adapter():
@@ -205,6 +268,7 @@ def exo_node(tmp_path):
         log.close()
 
 
+@needs_exo
 def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     proc, base, output = exo_node
     messages = [{"role": "user", "content": "Hello"}]
@@ -232,6 +296,13 @@ def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     turn2 = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": "And then?"}]
     reply2 = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": turn2}))
     assert reply2["choices"][0]["message"]["content"].strip()
+
+    # exo's --max-generate-tokens (200 here) caps a longer reply; the run ends there and the node serves on.
+    capped = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-reasoning-instant", "messages": messages}))
+    assert capped["choices"][0]["finish_reason"] == "length"
+    assert capped["usage"]["completion_tokens"] == 200
+    again = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": messages}))
+    assert again["choices"][0]["message"]["content"] == text
 
     workers = [pid for pid, cmd in _children(proc.pid) if WORKER_MODULE in cmd]
     assert workers, "the engine's runtime worker should be a child of the exo node"
