@@ -149,10 +149,20 @@ class RKLLMInferenceEngine(InferenceEngine):
         async with self._lock:
             await self._load(dataclasses.replace(self._card, file=os.path.abspath(path)))
 
-    async def close(self) -> None:
-        """Abort every run, stop the worker, forget requests."""
-        for rid in list(self._requests):
-            self._forget(rid)  # exo's later calls for these get EOS, never a new run
+    async def close(self, reason: str | None = None) -> None:
+        """Abort every run, stop the worker, forget requests.
+
+        With a reason (shutdown), a reply already streaming ends with "[exo-rkllm error: <reason>]" rather
+        than looking complete: exo may still pull those last tokens while the worker stops.
+        """
+        for rid, req in list(self._requests.items()):
+            if reason and req.stream.first_token_at is not None and not req.ended:
+                req.stream.cancel()
+                req.ended = True
+                req.pending.extend(self.tokenizer.encode(f"\n\n[exo-rkllm error: {reason}]",
+                                                         add_special_tokens=False))
+            else:
+                self._forget(rid)  # exo's later calls for these get EOS, never a new run
         if self._reaper is not None and self._reaper is not asyncio.current_task():
             self._reaper.cancel()
         self._reaper = None
@@ -244,6 +254,8 @@ class RKLLMInferenceEngine(InferenceEngine):
                     pieces = stream.take()
                 except Exception as exc:  # the run failed mid-stream
                     self._fail(req, exc)
+                    return
+                if req.ended:  # closed meanwhile: its last words are already queued
                     return
                 # Ids outside the tokenizer's vocabulary never reach exo (it would render them as text).
                 req.pending.extend(p.token_id for p in pieces if 0 <= p.token_id < n_vocab and p.token_id != eos)

@@ -90,16 +90,23 @@ def _stop_engine_on_shutdown() -> None:
         return
 
     async def shutdown(signal, loop, server):
-        engine = getattr(getattr(server, "node", None), "inference_engine", None)
-        if isinstance(engine, RKLLMInferenceEngine):
-            try:
-                await asyncio.wait_for(engine.close(), SHUTDOWN_GRACE_S)
-            except Exception as exc:  # exo's own shutdown must still run
-                log.error("stopping the RKLLM engine failed: %s", exc)
+        await stop_engine(server, signal)
         await original(signal, loop, server)
 
     shutdown._rkllm = True
     helpers.shutdown = shutdown
+
+
+async def stop_engine(server, signal) -> None:
+    """The first step of exo's shutdown on an RKLLM node: end replies in flight with the reason, stop the worker."""
+    engine = getattr(getattr(server, "node", None), "inference_engine", None)
+    if not isinstance(engine, RKLLMInferenceEngine):
+        return
+    reason = f"the exo node is shutting down ({getattr(signal, 'name', signal)}); the reply is cut short"
+    try:
+        await asyncio.wait_for(engine.close(reason), SHUTDOWN_GRACE_S)
+    except Exception as exc:  # exo's own shutdown must still run
+        log.error("stopping the RKLLM engine failed: %s", exc)
 
 
 def bind_api_host(host: str) -> None:

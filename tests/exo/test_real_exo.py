@@ -158,6 +158,52 @@ def test_requests_for_two_models_at_once_both_complete(exo_registered, monkeypat
     assert tokens["a"] == tokens["a-alone"] and tokens["b"] == tokens["b-alone"]  # nothing cut short or mixed
 
 
+@needs_exo
+def test_shutdown_mid_reply_says_the_reply_was_cut(exo_registered, monkeypatch):
+    """exo's SIGTERM handler closes the engine first: a reply in flight ends with the reason, not a silent stop."""
+    monkeypatch.setenv("RKLLM_SIM_DECODE_MS", "20")
+    from exo.models import build_base_shard
+    from exo.topology.device_capabilities import DeviceCapabilities, DeviceFlops
+
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+    from exo_rkllm.exo_adapter.launcher import stop_engine
+
+    class Server:  # what exo's shutdown(signal, loop, server) is handed
+        def __init__(self, node):
+            self.node = node
+
+        async def stop(self):
+            pass
+
+    async def main():
+        engine = RKLLMInferenceEngine(None)
+        node = _node(engine)
+        node.topology.update_node("board-a", DeviceCapabilities(model="a", chip="a", memory=8000,
+                                                                 flops=DeviceFlops(fp32=0, fp16=0, int8=0)))
+        tokens: list[int] = []
+        done = asyncio.Event()
+
+        def on_token(request_id, new_tokens, is_finished):
+            tokens.extend(new_tokens)
+            if is_finished:
+                done.set()
+
+        node.on_token.register("test").on_next(on_token)
+        shard = build_base_shard("sim-instant", "RKLLMInferenceEngine")
+        await node.process_prompt(shard, "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n", "r")
+        while len(tokens) < 5:
+            await asyncio.sleep(0.01)
+        await stop_engine(Server(node), signal.SIGTERM)  # then exo's own shutdown cancels every task
+        await asyncio.wait_for(done.wait(), 30)
+        text = engine.tokenizer.decode(tokens, skip_special_tokens=True)
+        return engine, tokens, text
+
+    engine, tokens, text = asyncio.run(main())
+    assert tokens[-1] == engine.tokenizer.eos_token_id
+    assert "[exo-rkllm error: the exo node is shutting down (SIGTERM)" in text
+    assert engine._service is None  # the runtime worker was stopped
+
+
 def test_stream_chunks_carry_whole_characters():
     """exo streams one token per chunk; a character split over tokens must not arrive as U+FFFD pieces."""
     from exo_rkllm.catalog import get_card, load_tokenizer
