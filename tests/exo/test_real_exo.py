@@ -204,6 +204,51 @@ def test_shutdown_mid_reply_says_the_reply_was_cut(exo_registered, monkeypatch):
     assert engine._service is None  # the runtime worker was stopped
 
 
+@needs_exo
+def test_next_turn_through_exos_api_prefills_only_the_new_turn(exo_registered):
+    """exo's own ChatGPT API templates each turn from the whole conversation; the KV cache still carries over."""
+    import aiohttp
+    from aiohttp import web
+    from exo.api.chatgpt_api import ChatGPTAPI
+    from exo.topology.device_capabilities import DeviceCapabilities, DeviceFlops
+
+    from exo_rkllm import metrics
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+
+    prefilled = metrics.PREFILLED_TOKENS.labels(model="sim-instant")
+
+    async def main():
+        engine = RKLLMInferenceEngine(None)
+        node = _node(engine)
+        node.topology.update_node("board-a", DeviceCapabilities(model="a", chip="a", memory=8000,
+                                                                 flops=DeviceFlops(fp32=0, fp16=0, int8=0)))
+        api = ChatGPTAPI(node, "RKLLMInferenceEngine", response_timeout=60, default_model="sim-instant")
+        runner = web.AppRunner(api.app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+        try:
+            async with aiohttp.ClientSession() as http:
+                messages = [{"role": "user", "content": "What is an NPU?"}]
+                async with http.post(url, json={"model": "sim-instant", "messages": messages}) as r:
+                    first = await r.json()
+                reply = first["choices"][0]["message"]["content"]
+                messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "And RK3588?"}]
+                before = prefilled._value.get()
+                async with http.post(url, json={"model": "sim-instant", "messages": messages}) as r:
+                    second = await r.json()
+                used = prefilled._value.get() - before
+        finally:
+            await runner.cleanup()
+            await engine.close()
+        return first, second, used
+
+    first, second, used = asyncio.run(main())
+    assert second["choices"][0]["message"]["content"].strip()
+    assert 0 < used < second["usage"]["prompt_tokens"] / 2  # only the new user turn was prefilled
+
+
 def test_stream_chunks_carry_whole_characters():
     """exo streams one token per chunk; a character split over tokens must not arrive as U+FFFD pieces."""
     from exo_rkllm.catalog import get_card, load_tokenizer
