@@ -407,7 +407,16 @@ def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     assert "Traceback" not in output()
 
 
-def test_exo_rkllm_exo_without_an_api_host_value_is_a_clear_error():
+def test_exo_rkllm_exo_without_an_option_value_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--api-host"],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--api-host needs an address" in proc.stderr
+    assert proc.returncode == 2 and "--api-host needs a value" in proc.stderr
+
+
+@needs_exo
+def test_exo_rkllm_exo_never_serves_the_simulator_as_the_real_runtime():
+    from exo_rkllm.sim import build_simulator
+
+    proc = subprocess.run([sys.executable, "-m", "exo_rkllm.cli", "exo", "--disable-tui", "--lib", str(build_simulator())],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "simulated runtime, not Rockchip's" in proc.stderr and "--simulate" in proc.stderr
