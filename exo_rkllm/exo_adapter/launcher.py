@@ -109,6 +109,18 @@ async def stop_engine(server, signal) -> None:
         log.error("stopping the RKLLM engine failed: %s", exc)
 
 
+def use_rkllm_downloader(simulated: bool) -> None:
+    """exo.main builds its shard downloader with new_shard_downloader(): an RKLLM node's is the models store."""
+    import exo.download.new_shard_download as downloads
+
+    from exo_rkllm.exo_adapter.downloads import RKLLMShardDownloader
+
+    def new_shard_downloader(max_parallel_downloads: int = 8):
+        return RKLLMShardDownloader(simulated)
+
+    downloads.new_shard_downloader = new_shard_downloader
+
+
 def bind_api_host(host: str) -> None:
     """exo's ChatGPT API always binds 0.0.0.0; bind it to `host` instead (e.g. 127.0.0.1)."""
     from exo.api.chatgpt_api import ChatGPTAPI
@@ -150,7 +162,10 @@ def run(argv: list[str], simulated: bool, api_host: str | None = None) -> int:
     register_with_exo(simulated)
     if api_host:
         bind_api_host(api_host)
-    sys.argv = ["exo"] + exo_argv(argv, simulated)
+    argv = exo_argv(argv, simulated)
+    if _option(argv, "--inference-engine") == ENGINE_NAME:  # exo's other engines keep exo's downloader
+        use_rkllm_downloader(simulated)
+    sys.argv = ["exo"] + argv
     import exo.main
 
     try:

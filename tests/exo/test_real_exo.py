@@ -205,6 +205,8 @@ def test_shutdown_mid_reply_says_the_reply_was_cut(exo_registered, monkeypatch):
 
 
 @needs_exo
+@pytest.mark.filterwarnings("ignore:old-style middleware:DeprecationWarning")  # exo's own API code
+@pytest.mark.filterwarnings("ignore::UserWarning:aiohttp_cors")
 def test_next_turn_through_exos_api_prefills_only_the_new_turn(exo_registered):
     """exo's own ChatGPT API templates each turn from the whole conversation; the KV cache still carries over."""
     import aiohttp
@@ -247,6 +249,46 @@ def test_next_turn_through_exos_api_prefills_only_the_new_turn(exo_registered):
     first, second, used = asyncio.run(main())
     assert second["choices"][0]["message"]["content"].strip()
     assert 0 < used < second["usage"]["prompt_tokens"] / 2  # only the new user turn was prefilled
+
+
+@needs_exo
+def test_the_node_downloads_rkllm_files_not_hugging_face_weights(exo_registered, tmp_path, monkeypatch):
+    """exo's web UI lists and downloads models through the node's shard downloader: the models store here."""
+    monkeypatch.setenv("EXO_RKLLM_MODELS_DIR", str(tmp_path))
+    import exo.download.new_shard_download as downloads
+    from exo.inference.shard import Shard
+
+    from exo_rkllm.exo_adapter.launcher import use_rkllm_downloader
+    from exo_rkllm.ops.store import ModelStore
+    from exo_rkllm.catalog import get_card
+
+    original = downloads.new_shard_downloader
+    try:
+        use_rkllm_downloader(simulated=False)
+        real = downloads.new_shard_downloader(8)
+        use_rkllm_downloader(simulated=True)
+        sim = downloads.new_shard_downloader(8)
+    finally:
+        downloads.new_shard_downloader = original
+
+    async def main():
+        real_status = {s.shard.model_id: s async for _, s in real.get_shard_download_status("RKLLMInferenceEngine")}
+        sim_status = {s.shard.model_id: s async for _, s in sim.get_shard_download_status("RKLLMInferenceEngine")}
+        events = []
+        sim.on_progress.register("test").on_next(lambda shard, event: events.append(event))
+        path = await sim.ensure_shard(Shard("sim-instant", 0, 27, 28), "RKLLMInferenceEngine")
+        return real_status, sim_status, events, path
+
+    real_status, sim_status, events, path = asyncio.run(main())
+    card = get_card("qwen2.5-1.5b-instruct")
+    assert "qwen2.5-1.5b-instruct" in real_status and "sim-instant" not in real_status
+    missing = real_status["qwen2.5-1.5b-instruct"]
+    assert missing.status == "not_started" and missing.downloaded_bytes < missing.total_bytes  # tmp dir: not pulled
+    assert not ModelStore().is_installed(card)
+    assert set(sim_status) >= {"sim-instant", "sim-reasoning-instant"} and "qwen2.5-1.5b-instruct" not in sim_status
+    assert all(s.status == "complete" and s.downloaded_bytes == s.total_bytes for s in sim_status.values())
+    assert path == ModelStore().model_file(get_card("sim-instant")).parent
+    assert events and events[-1].status == "complete"
 
 
 def test_stream_chunks_carry_whole_characters():
@@ -394,6 +436,15 @@ def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     assert capped["usage"]["completion_tokens"] == 200
     again = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": messages}))
     assert again["choices"][0]["message"]["content"] == text
+
+    # exo's web UI model list comes from the node's downloader: the simulated models, all present, no network.
+    with urllib.request.urlopen(f"{base}/modelpool", timeout=60) as resp:
+        pool = {}
+        for raw in resp:
+            line = raw.decode().strip()
+            if line.startswith("data: {"):
+                pool.update(json.loads(line[6:]))
+    assert "sim-instant" in pool and all(m["downloaded"] for m in pool.values())
 
     workers = [pid for pid, cmd in _children(proc.pid) if WORKER_MODULE in cmd]
     assert workers, "the engine's runtime worker should be a child of the exo node"
