@@ -109,6 +109,22 @@ async def stop_engine(server, signal) -> None:
         log.error("stopping the RKLLM engine failed: %s", exc)
 
 
+def list_only_rkllm_models() -> None:
+    """exo's /v1/models lists every model card; an RKLLM node lists only what it can serve. The other cards
+    stay registered so a request naming one still gets exo's clear 400 (an unknown name would instead be
+    silently answered by the default model)."""
+    from aiohttp import web
+    from exo.api.chatgpt_api import ChatGPTAPI
+    from exo.models import model_cards
+
+    async def handle_get_models(self, request):
+        ids = [m for m, card in model_cards.items() if self.inference_engine_classname in card.get("repo", {})]
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "owned_by": "exo", "ready": True} for m in ids]})
+
+    ChatGPTAPI.handle_get_models = handle_get_models  # before exo.main builds the API (routes bind then)
+
+
 def use_rkllm_downloader(simulated: bool) -> None:
     """exo.main builds its shard downloader with new_shard_downloader(): an RKLLM node's is the models store."""
     import exo.download.new_shard_download as downloads
@@ -165,6 +181,7 @@ def run(argv: list[str], simulated: bool, api_host: str | None = None) -> int:
     argv = exo_argv(argv, simulated)
     if _option(argv, "--inference-engine") == ENGINE_NAME:  # exo's other engines keep exo's downloader
         use_rkllm_downloader(simulated)
+        list_only_rkllm_models()
     sys.argv = ["exo"] + argv
     import exo.main
 

@@ -437,6 +437,13 @@ def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     again = json.load(_post(f"{base}/v1/chat/completions", {"model": "sim-instant", "messages": messages}))
     assert again["choices"][0]["message"]["content"] == text
 
+    # /v1/models lists what this node can serve, not exo's whole model zoo.
+    listed = {m["id"] for m in json.load(urllib.request.urlopen(f"{base}/v1/models", timeout=30))["data"]}
+    assert {"sim-instant", "sim-reasoning-instant"} <= listed and "llama-3.2-1b" not in listed
+    with pytest.raises(urllib.error.HTTPError) as err:  # one of exo's own models: refused, not swapped silently
+        _post(f"{base}/v1/chat/completions", {"model": "llama-3.2-1b", "messages": messages})
+    assert err.value.code == 400 and "Supported models for this engine" in json.load(err.value)["detail"]
+
     # exo's web UI model list comes from the node's downloader: the simulated models, all present, no network.
     with urllib.request.urlopen(f"{base}/modelpool", timeout=60) as resp:
         pool = {}
