@@ -147,7 +147,8 @@ class RKLLMInferenceEngine(InferenceEngine):
         import dataclasses
 
         async with self._lock:
-            await self._load(dataclasses.replace(self._card, file=os.path.abspath(path)))
+            # model_path: the catalog's field for a file used in place (the simulator ignores it)
+            await self._load(dataclasses.replace(self._card, model_path=os.path.abspath(path)))
 
     async def close(self, reason: str | None = None) -> None:
         """Abort every run, stop the worker, forget requests.

@@ -4,7 +4,10 @@ exo builds its engine while ``exo.main`` is being imported, so everything here h
 import: the engine joins exo's registry, the catalog joins exo's model cards, exo's habit of
 swapping any non-MLX engine for tinygrad on every peer change is switched off for this engine, the
 node reports the RK3588 board instead of probing GPUs through tinygrad (which fails on these boards),
-and exo's SIGTERM/SIGINT shutdown first stops the engine's runtime workers.
+exo's SIGTERM/SIGINT shutdown first stops the engine's runtime workers, exo's API replies lose their
+EOS text and stream whole characters (api_fixes), and, when the node runs this engine, the shard
+downloader is the exo-rkllm models store (downloads) and /v1/models lists only the catalog.
+Every patch is to module attributes, in memory, marked so registering twice changes nothing.
 """
 
 from __future__ import annotations
