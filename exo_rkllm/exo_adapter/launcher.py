@@ -188,6 +188,10 @@ def run(argv: list[str], simulated: bool, api_host: str | None = None) -> int:
     sys.argv = ["exo"] + argv
     import exo.main
 
+    if _option(argv, "--inference-engine") == ENGINE_NAME:
+        from exo_rkllm.exo_adapter.cli_fixes import run_model_cli
+
+        exo.main.run_model_cli = run_model_cli  # exo's drops tokens that arrive close together
     try:
         exo.main.run()
     except asyncio.CancelledError:  # exo's shutdown cancels its own main task: that is a clean exit

@@ -465,6 +465,44 @@ def test_exo_simulate_serves_chat_completions_and_stops_cleanly(exo_node):
     assert "Traceback" not in output()
 
 
+@needs_exo
+def test_exo_run_model_prints_the_whole_reply(tmp_path):
+    """exo's --run-model: the reply printed in full (exo's own version lost tokens that came close together)."""
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+
+    async def expected() -> str:  # the same prompt through the engine directly, the way exo's Node drives it
+        from exo_rkllm.exo_adapter.base import Shard
+
+        engine = RKLLMInferenceEngine(None, simulate=True)
+        shard = Shard("sim-instant", 0, 27, 28)
+        await engine.ensure_shard(shard)
+        prompt = engine.tokenizer.apply_chat_template([{"role": "user", "content": "Hello there"}], tokenize=False,
+                                                      add_generation_prompt=True)
+        result, _ = await engine.infer_prompt("x", shard, prompt)
+        tokens = [int(result.item())]
+        while tokens[-1] != engine.tokenizer.eos_token_id:
+            result, _ = await engine.infer_tensor("x", shard, result)
+            tokens.append(int(result.item()))
+        await engine.close()
+        return await engine.decode(shard, tokens)
+
+    node_id, node_port = "rkllm-run-node", _free_port()
+    config = tmp_path / "topology.json"
+    config.write_text(json.dumps({"peers": {node_id: {
+        "address": "127.0.0.1", "port": node_port,
+        "device_capabilities": {"model": "t", "chip": "t", "memory": 0, "flops": {"fp32": 0, "fp16": 0, "int8": 0}}}}}))
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=cache, EXO_HOME=str(tmp_path / "exo-home"))
+    proc = subprocess.run([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--disable-tui",
+                           "--node-id", node_id, "--node-host", "127.0.0.1", "--node-port", str(node_port),
+                           "--chatgpt-api-port", str(_free_port()), "--discovery-module", "manual",
+                           "--discovery-config-path", str(config), "--run-model", "sim-instant",
+                           "--prompt", "Hello there"], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    printed = proc.stdout.split("Generated response:\n", 1)[1]
+    assert printed.startswith(asyncio.run(expected()) + "\n")
+
+
 def test_exo_rkllm_exo_without_an_option_value_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "exo_rkllm.cli", "exo", "--simulate", "--api-host"],
                           capture_output=True, text=True, timeout=60)
