@@ -1,5 +1,10 @@
-"""Two fixes to what exo's ChatGPT API (v0.0.15-alpha) sends for this engine's models.
+"""Fixes to what exo's ChatGPT API (v0.0.15-alpha) does for this engine's models.
 
+0. exo resolves a tokenizer from the model card's repo on every request, asking huggingface.co first
+   (slow or failing on an offline board). These models' tokenizers are the engine's own: loaded once from
+   the local directory or Hugging Face cache, never downloaded (missing -> the `models pull` fix).
+   A failure before the reply starts (that, a malformed message) reaches the client as exo's
+   {"detail": ...} error instead of a bare "500 Internal Server Error".
 1. exo decodes replies with the EOS token left in, so every reply ends in "<|im_end|>" (exo issue
    #751; the fix, exo PR #716, is not in v0.0.15-alpha). The tokenizer exo resolves for these models
    decodes without the EOS id; the token list, and so exo's finish_reason, is untouched.
@@ -37,24 +42,39 @@ class StreamDetokenizer:
         return text[len(before):]
 
 
-def install_api_fixes(repos: set[str]) -> None:
-    """Patch exo's tokenizer resolution and stream chunk building for the models whose repo is in `repos`."""
+def _hide_eos(tok):
+    eos = getattr(tok, "eos_token_id", None)
+    if eos is not None and not getattr(tok, "_rkllm_stream", False):
+        decode = tok.decode
+
+        def decode_without_eos(tokens, *args, **kwargs):
+            return decode([t for t in tokens if t != eos], *args, **kwargs)
+
+        tok.decode = decode_without_eos
+        tok._rkllm_stream = True
+    return tok
+
+
+def install_api_fixes(repos: dict[str, str]) -> None:
+    """Patch exo's API for the models whose card repo is a key of `repos` (repo -> exo-rkllm model id)."""
+    import asyncio
+
     import exo.api.chatgpt_api as api
     import exo.inference.tokenizers as tokenizers
+    from aiohttp import web
 
     resolve = getattr(tokenizers.resolve_tokenizer, "_rkllm_original", tokenizers.resolve_tokenizer)
+    loaded: dict[str, object] = {}
 
     async def resolve_tokenizer(repo_id):
-        tok = await resolve(repo_id)
-        eos = getattr(tok, "eos_token_id", None)
-        if str(repo_id) in repos and eos is not None:
-            decode = tok.decode
+        model_id = repos.get(str(repo_id))
+        if model_id is None:
+            return await resolve(repo_id)
+        tok = loaded.get(model_id)
+        if tok is None:
+            from exo_rkllm.catalog import get_card, load_tokenizer
 
-            def decode_without_eos(tokens, *args, **kwargs):
-                return decode([t for t in tokens if t != eos], *args, **kwargs)
-
-            tok.decode = decode_without_eos
-            tok._rkllm_stream = True
+            tok = loaded[model_id] = _hide_eos(await asyncio.to_thread(load_tokenizer, get_card(model_id)))
         return tok
 
     resolve_tokenizer._rkllm_original = resolve
@@ -88,3 +108,17 @@ def install_api_fixes(repos: set[str]) -> None:
 
     generate_completion._rkllm_original = generate
     api.generate_completion = generate_completion
+
+    handle = getattr(api.ChatGPTAPI.handle_post_chat_completions, "_rkllm_original",
+                     api.ChatGPTAPI.handle_post_chat_completions)
+
+    async def handle_post_chat_completions(self, request):
+        try:
+            return await handle(self, request)
+        except (ValueError, KeyError, TypeError) as exc:  # a malformed request body or message
+            return web.json_response({"detail": f"Invalid request: {exc}"}, status=400)
+        except Exception as exc:  # noqa: BLE001 - before the reply started; exo would send a bare 500
+            return web.json_response({"detail": f"Error processing prompt: {exc}"}, status=500)
+
+    handle_post_chat_completions._rkllm_original = handle
+    api.ChatGPTAPI.handle_post_chat_completions = handle_post_chat_completions  # routes bind at construction

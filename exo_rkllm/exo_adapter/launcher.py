@@ -80,7 +80,7 @@ def register_with_exo(simulated: bool) -> None:
         devices.device_capabilities = device_capabilities
         node_module.device_capabilities = device_capabilities
     _stop_engine_on_shutdown()
-    install_api_fixes({card["repo"][ENGINE_CLASS_NAME] for card in models.model_cards.values()
+    install_api_fixes({card["repo"][ENGINE_CLASS_NAME]: model_id for model_id, card in models.model_cards.items()
                        if ENGINE_CLASS_NAME in card.get("repo", {})})
 
 

@@ -291,6 +291,56 @@ def test_the_node_downloads_rkllm_files_not_hugging_face_weights(exo_registered,
     assert events and events[-1].status == "complete"
 
 
+@needs_exo
+@pytest.mark.filterwarnings("ignore:old-style middleware:DeprecationWarning")  # exo's own API code
+@pytest.mark.filterwarnings("ignore::UserWarning:aiohttp_cors")
+def test_exos_api_reports_errors_before_the_reply_as_details(exo_registered, tmp_path, monkeypatch):
+    """A missing tokenizer or a malformed message: exo's {"detail": ...} with the cause, not a bare 500."""
+    import aiohttp
+    from aiohttp import web
+    import exo.models as models
+    from exo.api.chatgpt_api import ChatGPTAPI
+
+    from exo_rkllm.catalog import get_card
+    from exo_rkllm.exo_adapter.api_fixes import install_api_fixes
+    from exo_rkllm.exo_adapter.engine import RKLLMInferenceEngine
+    from exo_rkllm.exo_adapter.registration import build_model_cards
+
+    base = get_card("sim-instant")
+    missing_dir = tmp_path / "missing-tokenizer"
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "no-tokenizer.toml").write_text(
+        'id = "no-tokenizer"\npretty_name = "Card whose tokenizer was never pulled"\nfamily = "qwen2.5"\n'
+        f'file = "model.rkllm"\ntokenizer = "{missing_dir}"\nlayers = {base.layers}\n'
+        f'context_length = {base.context_length}\nmemory_mb = 64\n')
+    monkeypatch.setenv("EXO_RKLLM_MODELS_DIR", str(tmp_path))
+    card = build_model_cards(simulated=False)["no-tokenizer"]
+    monkeypatch.setitem(models.model_cards, "no-tokenizer", card)
+    install_api_fixes({card["repo"]["RKLLMInferenceEngine"]: "no-tokenizer"})
+
+    async def main():
+        api = ChatGPTAPI(_node(RKLLMInferenceEngine(None)), "RKLLMInferenceEngine", response_timeout=60,
+                         default_model="sim-instant")
+        runner = web.AppRunner(api.app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url, json={"model": "no-tokenizer",
+                                                "messages": [{"role": "user", "content": "Hi"}]}) as r:
+                    missing = (r.status, await r.json())
+                async with http.post(url, json={"model": "sim-instant", "messages": [{"role": "user"}]}) as r:
+                    malformed = (r.status, await r.json())
+        finally:
+            await runner.cleanup()
+        return missing, malformed
+
+    missing, malformed = asyncio.run(main())
+    assert missing[0] == 500 and "models pull no-tokenizer" in missing[1]["detail"]
+    assert malformed[0] == 400 and "content" in malformed[1]["detail"]
+
+
 def test_stream_chunks_carry_whole_characters():
     """exo streams one token per chunk; a character split over tokens must not arrive as U+FFFD pieces."""
     from exo_rkllm.catalog import get_card, load_tokenizer
