@@ -17,6 +17,7 @@ from exo_rkllm import metrics
 from exo_rkllm.core.errors import (ContextOverflowError, CoreError, InvalidRequestError, QueueFullError, RequestTimeoutError,
                                    RuntimeUnavailableError, SamplingMismatchError, WorkerCrashedError)
 from exo_rkllm.core.stream import FinishInfo, GenerationRequest, RequestStream, TokenPiece
+from exo_rkllm.core.diagnose import diagnose
 from exo_rkllm.core.worker import WorkerProcess
 
 log = logging.getLogger("exo_rkllm.service")
@@ -344,11 +345,18 @@ class ModelService:
         elif kind == "done":
             self._on_done(run, msg[2], msg[3], msg[4])
         elif kind == "run_error":
-            err = CoreError(f"The runtime failed while generating for '{self.model_id}': {msg[2]}",
+            err = CoreError(f"The runtime failed while generating for '{self.model_id}': {msg[3]} ({msg[2]})."
+                            + self._runtime_said(),
                             "The worker stays up; retry the request. `exo-rkllm doctor` checks the board.")
             self._kv = None
             self._end_run(run, FinishInfo("error", prompt_tokens=len(run.stream.request.prompt_ids),
                                           completion_tokens=len(run.generated), error=err))
+
+    def _runtime_said(self) -> str:
+        """The runtime's latest error line and what it most likely means (best effort: the log is a pipe)."""
+        tail = list(self._worker.log_tail) if self._worker is not None else []
+        line, hint = _last_error_line(tail), diagnose(tail)
+        return (f" The runtime said: {line}" if line else "") + (f" {hint}" if hint else "")
 
     def _on_token(self, run: _Run, token_id: int, text: str) -> None:
         now = time.monotonic()
@@ -407,6 +415,13 @@ class ModelService:
                                      "its model. If it repeats, run `exo-rkllm doctor`.")
             self._end_run(run, FinishInfo("error", prompt_tokens=len(run.stream.request.prompt_ids),
                                           completion_tokens=len(run.generated), error=err))
+
+
+def _last_error_line(lines) -> str | None:
+    for line in reversed(lines):
+        if line.startswith("E ") or " E " in line[:24]:
+            return line
+    return None
 
 
 def _single_id(tokenizer, token: str) -> int | None:

@@ -224,7 +224,8 @@ class RKLLMInferenceEngine(InferenceEngine):
         self._preempt_abandoned()
         ids = [int(t) for t in np.asarray(input_data).reshape(-1)]
         card = self._card
-        stream = self._service.submit(GenerationRequest(request_id, ids, max_new_tokens=self.max_generate_tokens))
+        stream = self._service.submit(GenerationRequest(request_id, ids, max_new_tokens=self.max_generate_tokens,
+                                                        reasoning_budget=card.reasoning_budget))
         req = _ExoRequest(stream, cached=card.delivery == "cached" and not card.reasoning)
         self._requests[request_id] = req
         if req.cached:  # short replies: let the run finish into the buffer, then replay one per call

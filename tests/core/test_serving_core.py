@@ -423,3 +423,26 @@ def test_closing_the_core_ends_a_stream_in_flight(sim_spec, chat_card, monkeypat
     fin, queued_fin, pid = run(main())
     assert fin.reason == "abort" and "shutting down" in fin.error.message
     assert queued_fin.reason == "error" and pid is None
+
+
+def test_runtime_error_mid_run_names_the_runtimes_words_and_the_worker_stays(sim_spec, chat_card, monkeypatch):
+    async def main():
+        monkeypatch.setenv("RKLLM_SIM_FAULT", "error_at:3")
+        core = await started(sim_spec, chat_card)
+        try:
+            svc = core.service(chat_card.id)
+            ids = chat_ids(svc, HELLO)
+            pid = svc.worker_pid
+            failed = svc.submit(GenerationRequest("e", ids))
+            with pytest.raises(Exception) as err:
+                await collect(failed)
+            pieces, _ = await collect(svc.submit(GenerationRequest("next", ids, max_new_tokens=2)))
+            return err.value, failed.finish, pid, svc.worker_pid, pieces
+        finally:
+            await core.close()
+
+    err, fin, pid_before, pid_after, pieces = run(main())
+    assert "RKLLM_RUN_ERROR" in err.message and "RKLLMRunError" in err.message and "retry" in err.fix
+    assert fin.reason == "error" and fin.completion_tokens == 3
+    assert pid_before == pid_after  # a runtime error is not a crash: the worker and its model stay loaded
+    assert len(pieces) == 2

@@ -2,7 +2,7 @@
 
 exo is not on PyPI and its setup.py pins tinygrad from git, so the default install and CI do not have it.
 docs/exo.md ("Running the real-exo tests") explains how to build a virtual environment with it; then
-`python -m pytest tests/exo` runs these instead of skipping them.
+`python -m pytest tests/exo_adapter` runs these instead of skipping them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-needs_exo = pytest.mark.skipif(importlib.util.find_spec("exo") is None,
+def _exo_installed() -> bool:
+    """Real exo, not merely some directory named exo on sys.path (a namespace package)."""
+    try:
+        return importlib.util.find_spec("exo.inference.inference_engine") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+needs_exo = pytest.mark.skipif(not _exo_installed(),
                                reason="real exo (legacy v0.0.15-alpha) is not installed; see docs/exo.md")
 
 WORKER_MODULE = "exo_rkllm.core.worker_main"
