@@ -53,10 +53,16 @@ class Generation:
             if self._sync_waiting:
                 self._sync_waiting = False
                 self._cond.notify()
-            wake = self._async_waiting
-            self._async_waiting = False
-            loop = self._loop
-        if wake and loop is not None:
+            loop = self._take_async_waiter()
+        self._poke(loop)
+
+    def _take_async_waiter(self) -> asyncio.AbstractEventLoop | None:
+        """(Lock held.) The loop of an asyncio consumer waiting for news, if any; clears the flag."""
+        wake, self._async_waiting = self._async_waiting, False
+        return self._loop if wake else None
+
+    def _poke(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if loop is not None:
             try:
                 loop.call_soon_threadsafe(self._wake)
             except RuntimeError:  # loop closed: the consumer is gone
@@ -92,14 +98,8 @@ class Generation:
         with self._cond:
             self._done = True
             self._cond.notify_all()
-            wake = self._async_waiting
-            self._async_waiting = False
-            loop = self._loop
-        if wake and loop is not None:
-            try:
-                loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:
-                pass
+            loop = self._take_async_waiter()
+        self._poke(loop)
 
     # ---------------------------------------------------------------- consumer side
     def __iter__(self) -> Iterator[Event]:

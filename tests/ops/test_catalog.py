@@ -129,10 +129,5 @@ def test_tokenizer_from_a_local_directory(tmp_path):
 
 
 def test_sim_tokenizer_loads_through_the_catalog(tmp_path):
-    sim = pytest.importorskip("exo_rkllm.sim")
-    try:
-        sim.sim_tokenizer_dir("chat")
-    except Exception as exc:
-        pytest.skip(f"simulator tokenizers not shipped yet: {exc}")
     tok = load_tokenizer(get_card("sim-reasoning-instant", tmp_path))
     assert tok.convert_tokens_to_ids("<think>") == 259
