@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from exo_rkllm import metrics
+from exo_rkllm.catalog import SAMPLING_KEYS
 from exo_rkllm.core.errors import (ContextOverflowError, CoreError, InvalidRequestError, QueueFullError, RequestTimeoutError,
                                    RuntimeUnavailableError, SamplingMismatchError, WorkerCrashedError)
 from exo_rkllm.core.stream import FinishInfo, GenerationRequest, RequestStream, TokenPiece
@@ -22,7 +23,6 @@ from exo_rkllm.core.worker import WorkerProcess
 
 log = logging.getLogger("exo_rkllm.service")
 
-SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repeat_penalty", "frequency_penalty", "presence_penalty")
 ABORT_GRACE_S = 10.0  # a worker that does not confirm an abort by then is killed and restarted
 
 
