@@ -158,6 +158,11 @@ class Doctor:
             return
         try:
             path = rkllm.find_library(self.lib_path)
+        except rkllm.LibraryNotFoundError as exc:
+            self.add("FAIL", "runtime", f"librkllmrt.so not found; looked at: {', '.join(exc.tried)}",
+                     "install librkllmrt.so 1.2.3 from rknn-llm (rkllm-runtime/Linux/librkllm_api/aarch64) "
+                     "into /usr/lib, or set RKLLM_LIB_PATH; without a board, `exo-rkllm doctor --simulate`")
+            return
         except rkllm.RKLLMError as exc:
             self.add("FAIL", "runtime", " ".join(str(exc).split()),
                      "install librkllmrt.so 1.2.3 from rknn-llm (rkllm-runtime/Linux/librkllm_api/aarch64) "
