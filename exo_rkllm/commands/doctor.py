@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def cmd_doctor(args) -> int:
-    from exo_rkllm.ops.doctor import Doctor, exit_code
+    from exo_rkllm.ops.doctor import Doctor, exit_code, render
 
     doc = Doctor(root=args.sysfs_root, models_dir=args.models_dir, lib_path=args.lib, simulate=args.simulate,
                  smoke=not args.no_smoke, smoke_model=args.model, smoke_tokens=args.tokens)
@@ -27,7 +27,7 @@ def cmd_doctor(args) -> int:
     if args.simulate:
         print("exo-rkllm doctor (SIMULATED runtime: figures are the simulator's, not an NPU's)")
     for line in lines:
-        print(line.render(), flush=True)
+        print(render(line), flush=True)
     fails = sum(line.status == "FAIL" for line in lines)
     warns = sum(line.status == "WARN" for line in lines)
     print(f"{fails} failed, {warns} warnings")

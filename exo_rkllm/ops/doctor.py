@@ -12,25 +12,19 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from exo_rkllm.ops import board, memory
+from exo_rkllm.ops.store import Check
 
 STATUSES = ("PASS", "WARN", "FAIL", "SKIP")
 
 
-@dataclass(frozen=True)
-class Line:
-    status: str
-    name: str
-    detail: str
-    fix: str = ""
-
-    def render(self) -> str:
-        fix = f"\n       fix: {self.fix}" if self.fix and self.status in ("WARN", "FAIL") else ""
-        return f"{self.status:4} {self.name:14} {self.detail}{fix}"
+def render(line: Check) -> str:
+    """One doctor line: status, check name, detail, then the fix on its own line for WARN and FAIL."""
+    fix = f"\n       fix: {line.fix}" if line.fix and line.status in ("WARN", "FAIL") else ""
+    return f"{line.status:4} {line.name:14} {line.detail}{fix}"
 
 
 def _dmesg() -> str:
@@ -56,10 +50,10 @@ class Doctor:
         self.smoke_tokens = smoke_tokens
         self.dmesg = dmesg or (_dmesg if str(self.root) == "/" else (lambda: ""))
         self.euid = os.geteuid() if euid is None else euid
-        self.lines: list[Line] = []
+        self.lines: list[Check] = []
         self._lib_file: Path | None = None
 
-    def run(self) -> list[Line]:
+    def run(self) -> list[Check]:
         checks = [self.check_soc, self.check_driver, self.check_device_nodes, self.check_runtime,
                   self.check_frequencies, self.check_memory, self.check_models, self.check_smoke]
         for check in checks:
@@ -71,7 +65,7 @@ class Doctor:
         return self.lines
 
     def add(self, status: str, name: str, detail: str, fix: str = "") -> None:
-        self.lines.append(Line(status, name, detail, fix))
+        self.lines.append(Check(name, status, detail, fix))
 
     # -- the board ----------------------------------------------------------------------------
     def check_soc(self) -> None:
@@ -321,6 +315,6 @@ class Doctor:
             self.add("PASS", "smoke test", text + ref)
 
 
-def exit_code(lines: list[Line]) -> int:
+def exit_code(lines: list[Check]) -> int:
     """Non-zero only when something FAILs."""
     return 1 if any(line.status == "FAIL" for line in lines) else 0
