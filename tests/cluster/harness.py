@@ -6,6 +6,8 @@ teardown (and a test's "board dies" SIGKILL) reaches its worker processes too.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -161,6 +163,19 @@ def start_nodes(nodes: list[Node]) -> None:
         node.start()
     for node in nodes:
         node.wait_ready()
+
+
+@contextlib.contextmanager
+def running(nodes: list[Node], balancer: "Balancer"):
+    """Nodes started in parallel, then nginx in front; everything stopped again however the block ends."""
+    try:
+        start_nodes(nodes)
+        balancer.start()
+        yield
+    finally:
+        balancer.stop()
+        for node in nodes:
+            node.stop()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from .harness import Balancer, Node, http_get, node_for, start_nodes
+from .harness import Balancer, Node, http_get, node_for, running
 
 COMMON = "sim-instant"
 OTHER = "sim-reasoning-instant"
@@ -41,14 +41,8 @@ def rack(nginx_bin, tmp_path_factory):
     other = Node("n3", [OTHER], work, api_key=KEY)
     nodes = [*common, other]
     balancer = Balancer(nodes, work / "nginx", nginx_bin)
-    try:
-        start_nodes(nodes)
-        balancer.start()
+    with running(nodes, balancer):
         yield Rack(nodes, common, other, balancer)
-    finally:
-        balancer.stop()
-        for node in nodes:
-            node.stop()
 
 
 async def _chat(client: AsyncOpenAI, model: str, text: str, **kwargs):

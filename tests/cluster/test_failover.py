@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from .harness import Balancer, Node, node_for, start_nodes
+from .harness import Balancer, Node, node_for, running
 
 MODEL = "sim-instant"
 DECODE_MS = "20"
@@ -24,14 +24,8 @@ def rack(nginx_bin, tmp_path_factory):
     work = tmp_path_factory.mktemp("failover")
     nodes = [Node(f"f{i}", [MODEL], work, env={"RKLLM_SIM_DECODE_MS": DECODE_MS}) for i in range(3)]
     balancer = Balancer(nodes, work / "nginx", nginx_bin)
-    try:
-        start_nodes(nodes)
-        balancer.start()
+    with running(nodes, balancer):
         yield nodes, balancer
-    finally:
-        balancer.stop()
-        for node in nodes:
-            node.stop()
 
 
 @pytest.fixture

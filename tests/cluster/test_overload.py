@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from .harness import Balancer, Node, start_nodes
+from .harness import Balancer, Node, running
 
 MODEL = "sim-instant"
 
@@ -23,14 +23,8 @@ def small_rack(nginx_bin, tmp_path_factory):
     work = tmp_path_factory.mktemp("overload")
     nodes = [Node(f"q{i}", [MODEL], work, queue_depth=1, env={"RKLLM_SIM_DECODE_MS": "20"}) for i in range(2)]
     balancer = Balancer(nodes, work / "nginx", nginx_bin, extra_args=["--fail-timeout", "2"])
-    try:
-        start_nodes(nodes)
-        balancer.start()
+    with running(nodes, balancer):
         yield nodes, balancer
-    finally:
-        balancer.stop()
-        for node in nodes:
-            node.stop()
 
 
 async def _burst(balancer: Balancer, count: int) -> list:
