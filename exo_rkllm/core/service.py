@@ -90,11 +90,6 @@ class ModelService:
         return self._current is not None
 
     @property
-    def kv_tokens(self) -> int:
-        """How many token ids the service believes are in the runtime's KV cache (-1 when unknown)."""
-        return -1 if self._kv is None else len(self._kv)
-
-    @property
     def worker_pid(self) -> int | None:
         w = self._worker
         return w.proc.pid if w is not None and w.alive and w.proc is not None else None
@@ -384,10 +379,9 @@ class ModelService:
         # Trust our record only as far as the runtime's own count agrees with it.
         self._kv = expected[:kv_size] if floor <= kv_size <= len(expected) else None
         n = len(run.generated)
-        reason = "length" if status == "length" else "abort" if status == "abort" else "stop"
         if perf.get("generate_ms"):
             self._m["TOKENS_PER_SECOND"].set(perf["generate_tokens"] / (perf["generate_ms"] / 1000.0))
-        self._end_run(run, FinishInfo(reason, prompt_tokens=len(run.stream.request.prompt_ids),
+        self._end_run(run, FinishInfo(status, prompt_tokens=len(run.stream.request.prompt_ids),
                                       prefilled_tokens=len(run.new_ids), completion_tokens=n,
                                       prefill_ms=perf.get("prefill_ms", 0.0),
                                       generate_ms=perf.get("generate_ms", 0.0), oov_tokens=run.oov))
