@@ -13,7 +13,7 @@ from exo_rkllm.core.service import ModelService
 
 log = logging.getLogger("exo_rkllm.core")
 
-SIM_MARKER = b"rkllm-sim"  # present in the simulator's read-only data, absent from Rockchip's library
+SIM_SYMBOL = "rkllm_sim_version_banner"  # exported only by exo-rkllm's simulator, never by Rockchip's library
 RK3588_BIG_CORES = 0xF0  # CPU4-7, the A76 cluster Rockchip's benchmark uses
 
 
@@ -48,13 +48,10 @@ class RuntimeSpec:
         except rkllm.RKLLMError as exc:
             raise RuntimeUnavailableError(f"No usable RKLLM runtime: {exc}", fix) from None
         path = str(getattr(lib, "_name", lib_path or ""))
-        try:
-            if SIM_MARKER in Path(path).read_bytes():
-                raise RuntimeUnavailableError(
-                    f"{path} is exo-rkllm's simulated runtime, not Rockchip's librkllmrt.so.",
-                    "Use --simulate to run the simulator on purpose, or point RKLLM_LIB_PATH at the real library.")
-        except OSError:
-            pass
+        if hasattr(lib, SIM_SYMBOL):
+            raise RuntimeUnavailableError(
+                f"{path} is exo-rkllm's simulated runtime, not Rockchip's librkllmrt.so.",
+                "Use --simulate to run the simulator on purpose, or point RKLLM_LIB_PATH at the real library.")
         return cls(path, False)
 
 
